@@ -1,0 +1,358 @@
+//! The coordinator's decisions, as a plain state machine: no sockets, no clocks, no actors.
+//!
+//! The coordinator actor feeds it events (a client command, a slave joining or leaving, a
+//! discovery or seeding finished) and carries out the [`Effect`]s it returns (start a quorum
+//! read or write, answer a client). Everything that decides what is committed lives here:
+//! version assignment, the key map, placement, and which replicas count toward a quorum.
+//!
+//! ## Replica sets and amnesia
+//! Each key has a replica set of [`Member`]s: a slave *and the incarnation it had* when it
+//! received the key. Slaves keep data in memory, so a slave that restarts comes back with a
+//! new incarnation and nothing in it. Its old acknowledgements are gone; counting its answers
+//! toward a read quorum could hide a completed write. So a member whose slave now runs a
+//! different incarnation still receives reads and writes, but a read does not count its answer
+//! until it has been refilled. It is refilled (and counts again) when it acknowledges a write
+//! or a read repair: any version it then holds was assigned after it came back, so it is at
+//! least as new as every write completed before.
+//!
+//! ## Keys the map does not know
+//! After a master restart (and after a takeover) slaves may hold keys the map lacks. The first
+//! command on such a key asks every live slave (discovery) and queues until the answers are
+//! in. If some slave holds the key, the new replica set prefers the holders of the newest
+//! version, and that version is copied (never re-minted) to a majority of the set before the
+//! queued commands run. Commands on a key are queued while this happens, so two commands can
+//! never place one key on two different sets.
+
+use std::collections::{BTreeMap, HashMap};
+
+use net::{ClientReply, Entry, Epoch, Incarnation, Key, NodeId, Seq, Value, Version, WireError};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::placement;
+use super::quorum::majority;
+
+/// A replica-set member: a slave, and the incarnation in which it received the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+}
+
+/// A slave a quorum operation talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub node: NodeId,
+    /// The incarnation the slave runs now.
+    pub incarnation: Incarnation,
+    /// Whether its read answer counts toward the quorum (false while it is being refilled).
+    pub counts: bool,
+}
+
+/// Replicate `entry` to `targets` until `needed` of them hold it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritePlan {
+    pub key: Key,
+    pub entry: Entry,
+    pub targets: Vec<Target>,
+    pub needed: usize,
+}
+
+/// Ask `targets` for `key` until `needed` counting answers are in, then repair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadPlan {
+    pub key: Key,
+    pub targets: Vec<Target>,
+    pub needed: usize,
+}
+
+/// A client operation on one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Get,
+    Put(Value),
+    Del,
+}
+
+/// What the coordinator actor must do.
+#[derive(Debug)]
+pub enum Effect<T> {
+    /// Answer a client now.
+    Reply { token: T, result: Result<ClientReply, WireError> },
+    /// Start a quorum write and answer the client when it completes.
+    Write { token: T, plan: WritePlan },
+    /// Start a quorum read (with repair) and answer the client when it completes.
+    Read { token: T, plan: ReadPlan },
+    /// Ask every target for `key` and report with [`Coordinator::discovered`].
+    Discover { key: Key, targets: Vec<Target> },
+    /// Copy a discovered entry into a new replica set; report with [`Coordinator::seeded`].
+    Seed { plan: WritePlan },
+}
+
+/// One slave's answer to a discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+    pub entry: Option<Entry>,
+}
+
+/// Counts for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapStatus {
+    pub keys: u64,
+    pub under_replicated: u64,
+    pub placed: BTreeMap<NodeId, u64>,
+}
+
+/// The coordinator's state. `T` identifies whoever waits for an answer.
+pub struct Coordinator<T> {
+    epoch: Epoch,
+    seq: Seq,
+    replicas: usize,
+    live: BTreeMap<NodeId, Incarnation>,
+    keys: HashMap<Key, Vec<Member>>,
+    /// Keys being discovered or seeded, with the commands waiting for them.
+    pending: HashMap<Key, Vec<(Op, T)>>,
+    rng: StdRng,
+}
+
+impl<T> Coordinator<T> {
+    /// A coordinator for `epoch` that places keys on `replicas` slaves. `seed` drives placement.
+    pub fn new(epoch: Epoch, replicas: usize, seed: u64) -> Self {
+        assert!(replicas > 0, "the replication factor is at least 1");
+        Coordinator {
+            epoch,
+            seq: Seq(0),
+            replicas,
+            live: BTreeMap::new(),
+            keys: HashMap::new(),
+            pending: HashMap::new(),
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    pub fn replicas(&self) -> usize {
+        self.replicas
+    }
+
+    /// The last version issued (or observed in this epoch).
+    pub fn last_version(&self) -> Version {
+        Version { epoch: self.epoch, seq: self.seq }
+    }
+
+    pub fn live_slaves(&self) -> impl Iterator<Item = (&NodeId, &Incarnation)> {
+        self.live.iter()
+    }
+
+    /// Makes sure later versions are above `version`, which some replica holds.
+    pub fn observe(&mut self, version: Version) {
+        if version.epoch == self.epoch && version.seq > self.seq {
+            self.seq = version.seq;
+        }
+    }
+
+    /// A slave connected (or reconnected). A new incarnation makes the slave's old memberships
+    /// amnesiac until refilled.
+    pub fn slave_joined(&mut self, node: NodeId, incarnation: Incarnation, max_version: Version) {
+        self.observe(max_version);
+        self.live.insert(node, incarnation);
+    }
+
+    /// A slave is gone. Its memberships stay: it may come back.
+    pub fn slave_left(&mut self, node: &NodeId) {
+        self.live.remove(node);
+    }
+
+    /// `node`, running `incarnation`, now holds a version of `key` assigned after it joined.
+    pub fn revalidate(&mut self, key: &Key, node: &NodeId, incarnation: Incarnation) {
+        if self.live.get(node) != Some(&incarnation) {
+            return;
+        }
+        if let Some(member) = self.keys.get_mut(key).and_then(|m| m.iter_mut().find(|m| &m.node == node)) {
+            member.incarnation = incarnation;
+        }
+    }
+
+    /// A client command on `key`.
+    pub fn submit(&mut self, key: Key, op: Op, token: T) -> Vec<Effect<T>> {
+        if let Some(waiting) = self.pending.get_mut(&key) {
+            waiting.push((op, token));
+            return Vec::new();
+        }
+        if self.keys.contains_key(&key) {
+            return vec![self.plan(key, op, token)];
+        }
+        let targets = self.live_targets();
+        if targets.is_empty() {
+            return vec![Effect::Reply { token, result: Err(WireError::unavailable("no live slaves")) }];
+        }
+        self.pending.insert(key.clone(), vec![(op, token)]);
+        vec![Effect::Discover { key, targets }]
+    }
+
+    /// The answers of a discovery. `complete` is false when some target did not answer: then
+    /// the key may live on a slave that was not heard, and the waiting commands fail.
+    pub fn discovered(&mut self, key: Key, found: Vec<Found>, complete: bool) -> Vec<Effect<T>> {
+        let Some(waiting) = self.pending.remove(&key) else {
+            debug_assert!(false, "discovery of {key:?} finished with nothing waiting");
+            return Vec::new();
+        };
+        if !complete {
+            return fail_all(waiting, "not every live slave answered the lookup of an unmapped key");
+        }
+        let winner = found.iter().filter_map(|f| f.entry.as_ref()).max_by_key(|e| e.version).cloned();
+        if let Some(winner) = &winner {
+            self.observe(winner.version);
+        }
+        // Prefer the holders of the newest version, then other holders, newest first.
+        let mut holders: Vec<&Found> = found.iter().filter(|f| f.entry.is_some()).collect();
+        holders.sort_by_key(|f| std::cmp::Reverse(f.entry.as_ref().map(|e| e.version)));
+        let preferred: Vec<NodeId> = holders.iter().map(|f| f.node.clone()).collect();
+        let members = self.place(&preferred);
+        if members.is_empty() {
+            return fail_all(waiting, "no live slaves");
+        }
+        let needed = majority(members.len());
+        let (have, lack): (Vec<&Member>, Vec<&Member>) = members.iter().partition(|m| {
+            found.iter().any(|f| {
+                f.node == m.node
+                    && f.incarnation == m.incarnation
+                    && winner.is_some()
+                    && f.entry.as_ref().map(|e| e.version) == winner.as_ref().map(|w| w.version)
+            })
+        });
+        let seed = match winner {
+            Some(entry) if have.len() < needed => Some(WritePlan {
+                key: key.clone(),
+                entry,
+                targets: lack
+                    .iter()
+                    .map(|m| Target { node: m.node.clone(), incarnation: m.incarnation, counts: true })
+                    .collect(),
+                needed: needed - have.len(),
+            }),
+            Some(_) | None => None,
+        };
+        self.keys.insert(key.clone(), members);
+        match seed {
+            Some(plan) => {
+                self.pending.insert(key, waiting);
+                vec![Effect::Seed { plan }]
+            }
+            None => self.run_waiting(key, waiting),
+        }
+    }
+
+    /// A seeding finished: on success the waiting commands run, otherwise they fail and the key
+    /// is forgotten, so the next command discovers it again.
+    pub fn seeded(&mut self, key: Key, ok: bool) -> Vec<Effect<T>> {
+        let Some(waiting) = self.pending.remove(&key) else {
+            debug_assert!(false, "seeding of {key:?} finished with nothing waiting");
+            return Vec::new();
+        };
+        if ok {
+            self.run_waiting(key, waiting)
+        } else {
+            self.keys.remove(&key);
+            fail_all(waiting, "could not copy the key to a majority of its new replica set")
+        }
+    }
+
+    pub fn map_status(&self) -> MapStatus {
+        let mut status = MapStatus { keys: self.keys.len() as u64, ..MapStatus::default() };
+        let target = self.replicas.min(self.live.len());
+        for members in self.keys.values() {
+            let mut good = 0;
+            for member in members {
+                *status.placed.entry(member.node.clone()).or_default() += 1;
+                good += usize::from(self.live.get(&member.node) == Some(&member.incarnation));
+            }
+            status.under_replicated += u64::from(good < target);
+        }
+        status
+    }
+
+    fn run_waiting(&mut self, key: Key, waiting: Vec<(Op, T)>) -> Vec<Effect<T>> {
+        waiting.into_iter().map(|(op, token)| self.plan(key.clone(), op, token)).collect()
+    }
+
+    fn plan(&mut self, key: Key, op: Op, token: T) -> Effect<T> {
+        let members = &self.keys[&key];
+        let needed = majority(members.len());
+        let targets: Vec<Target> = members
+            .iter()
+            .filter_map(|m| {
+                self.live.get(&m.node).map(|&incarnation| Target {
+                    node: m.node.clone(),
+                    incarnation,
+                    counts: incarnation == m.incarnation,
+                })
+            })
+            .collect();
+        // A refilled member's write acknowledgement counts (the version is newer than all it
+        // forgot); its read answer does not until then.
+        let usable = match op {
+            Op::Get => targets.iter().filter(|t| t.counts).count(),
+            Op::Put(_) | Op::Del => targets.len(),
+        };
+        if usable < needed {
+            let detail = format!(
+                "key {key}: {usable} of its {} replicas can answer, {needed} needed",
+                members.len()
+            );
+            return Effect::Reply { token, result: Err(WireError::unavailable(detail)) };
+        }
+        match op {
+            Op::Get => Effect::Read { token, plan: ReadPlan { key, targets, needed } },
+            Op::Put(value) => self.write(key, Some(value), targets, needed, token),
+            Op::Del => self.write(key, None, targets, needed, token),
+        }
+    }
+
+    fn write(&mut self, key: Key, value: Option<Value>, targets: Vec<Target>, needed: usize, token: T) -> Effect<T> {
+        let version = self.next_version();
+        Effect::Write { token, plan: WritePlan { key, entry: Entry { version, value }, targets, needed } }
+    }
+
+    fn next_version(&mut self) -> Version {
+        let before = self.last_version();
+        self.seq.0 += 1;
+        let version = self.last_version();
+        debug_assert!(version > before, "versions only grow");
+        version
+    }
+
+    fn place(&mut self, preferred: &[NodeId]) -> Vec<Member> {
+        let live: Vec<&NodeId> = self.live.keys().collect();
+        let n = self.replicas.min(live.len());
+        placement::choose(&live, preferred, n, &mut self.rng)
+            .into_iter()
+            .map(|node| {
+                let incarnation = self.live[&node];
+                Member { node, incarnation }
+            })
+            .collect()
+    }
+
+    fn live_targets(&self) -> Vec<Target> {
+        self.live
+            .iter()
+            .map(|(node, &incarnation)| Target { node: node.clone(), incarnation, counts: true })
+            .collect()
+    }
+}
+
+fn fail_all<T>(waiting: Vec<(Op, T)>, detail: &str) -> Vec<Effect<T>> {
+    waiting
+        .into_iter()
+        .map(|(_, token)| Effect::Reply { token, result: Err(WireError::unavailable(detail)) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! The two halves of a connection actor's socket: [`Outbox`] owns the write half in a task
+//! that writes every frame ready at that moment with one `write` call, and [`frames`] turns
+//! the read half into a stream of messages for `ctx.add_stream`.
+//!
+//! Closing is graceful on both sides. Dropping or closing the outbox writes what is queued,
+//! then shuts the write half down. The frame stream, after a malformed frame, keeps reading
+//! and discarding for a moment before it ends: a socket closed with unread bytes in its
+//! receive buffer is reset, and a reset can destroy the error frame the peer has not read yet.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+use net::{encode_frame, MsgCodec, NetError};
+
+/// How long a closing connection keeps reading (and discarding) before it drops the socket.
+pub const LINGER: Duration = Duration::from_millis(500);
+
+/// Frames one write call carries at most.
+const MAX_BATCH: usize = 256;
+
+/// A write buffer that grew past this is given back after the batch.
+const KEEP_BUFFER: usize = 256 * 1024;
+
+/// The sending side of a connection.
+pub struct Outbox<Out> {
+    tx: Option<mpsc::UnboundedSender<Out>>,
+}
+
+impl<Out: Serialize + Send + 'static> Outbox<Out> {
+    /// Starts the writer task on the current runtime.
+    pub fn spawn(write: OwnedWriteHalf) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        actix_rt::spawn(write_loop(write, rx));
+        Outbox { tx: Some(tx) }
+    }
+
+    /// Queues a frame. Returns false when the connection is closed or closing.
+    pub fn send(&self, msg: Out) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(msg).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Writes what is queued, then closes the write half. Later sends are dropped.
+    pub fn close(&mut self) {
+        self.tx = None;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+}
+
+async fn write_loop<Out: Serialize>(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        for msg in batch.drain(..) {
+            if let Err(err) = encode_frame(&msg, &mut buf) {
+                tracing::error!(%err, "dropping an outgoing frame that cannot be encoded");
+            }
+        }
+        if let Err(err) = write.write_all(&buf).await {
+            tracing::debug!(%err, "connection write failed");
+            return;
+        }
+        buf.clear();
+        if buf.capacity() > KEEP_BUFFER {
+            buf = BytesMut::with_capacity(16 * 1024);
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+/// The incoming frames of a connection, as a stream that ends after the first error (having
+/// lingered as described in the module comment).
+pub fn frames<In, Out>(
+    framed: FramedRead<OwnedReadHalf, MsgCodec<In, Out>>,
+) -> impl Stream<Item = Result<In, NetError>> + 'static
+where
+    In: DeserializeOwned + 'static,
+    Out: 'static,
+{
+    enum State<R> {
+        Reading(R),
+        Draining(OwnedReadHalf),
+    }
+    futures_util::stream::unfold(State::Reading(framed), |state| async move {
+        match state {
+            State::Reading(mut framed) => match framed.next().await {
+                Some(Ok(msg)) => Some((Ok(msg), State::Reading(framed))),
+                Some(Err(err)) => Some((Err(err), State::Draining(framed.into_inner()))),
+                None => None,
+            },
+            State::Draining(read) => {
+                drain(read).await;
+                None
+            }
+        }
+    })
+}
+
+/// Reads and discards until the peer closes or [`LINGER`] passes.
+pub async fn drain(mut read: OwnedReadHalf) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = read.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,181 @@
+//! The frames. A connecting peer sends [`ToServer`] frames and receives [`FromServer`]
+//! frames; the master and the backup are servers, clients and slaves connect to them.
+//!
+//! ```text
+//! client/slave                      master
+//!   Hello { protocol, role }  ───▶
+//!                             ◀───  Welcome { node, role, epoch }   (or Error, then close)
+//! client:
+//!   Request { id, op }        ───▶
+//!                             ◀───  Response { id, result }         (any order)
+//! slave:
+//!                             ◀───  SlaveRequest { id, epoch, op }
+//!   SlaveResponse { id, .. }  ───▶
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::WireError;
+use crate::ids::{Epoch, Incarnation, Lsn, NodeId, RequestId, Version};
+use crate::payload::{Key, Value};
+
+/// The protocol version this build speaks. A peer with another version is refused in the
+/// handshake with an error naming both.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The first frame on every connection, sent by the side that connected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Who is connecting, and what the server needs to know about it.
+    pub role: PeerRole,
+}
+
+/// The role a connecting peer claims in its [`Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerRole {
+    /// A client: sends `Request`s, receives `Response`s.
+    Client,
+    /// A storage node offering itself to the master.
+    Slave {
+        /// The operator's name for the slave (`--id`); unique in a cluster.
+        id: NodeId,
+        /// The highest epoch the slave has accepted; a master with a lower one is deposed.
+        epoch: Epoch,
+        /// Drawn at process start: a new value means the slave's memory is empty.
+        incarnation: Incarnation,
+        /// The highest version the slave holds for any key.
+        max_version: Version,
+        /// How many keys (tombstones included) the slave holds.
+        keys: u64,
+    },
+    /// A standby master following the log.
+    Backup {
+        id: NodeId,
+        /// The highest epoch the backup has recorded.
+        epoch: Epoch,
+        /// The first log position the backup does not yet hold.
+        next_lsn: Lsn,
+    },
+}
+
+/// The server's answer to a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol: u32,
+    /// The server's own name.
+    pub node: NodeId,
+    pub role: ServerRole,
+    /// The server's current epoch.
+    pub epoch: Epoch,
+}
+
+/// What a master-capable node is doing right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerRole {
+    Master,
+    Standby,
+}
+
+/// Frames sent to a server (master or backup).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToServer {
+    /// The handshake; only valid as the first frame.
+    Hello(Hello),
+    /// A client request. `id` is chosen by the client and echoed in the response.
+    Request { id: RequestId, op: ClientOp },
+    /// A slave's answer to a [`FromServer::SlaveRequest`] with the same `id`.
+    SlaveResponse { id: RequestId, result: Result<SlaveReply, WireError> },
+}
+
+/// Frames sent by a server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromServer {
+    /// The answer to a good [`Hello`].
+    Welcome(Welcome),
+    /// The answer to a client `Request` with the same `id`.
+    Response { id: RequestId, result: Result<ClientReply, WireError> },
+    /// A request to a slave, carrying the sender's epoch for fencing.
+    SlaveRequest { id: RequestId, epoch: Epoch, op: SlaveOp },
+    /// A connection-level error; the server closes the connection after sending it.
+    Error(WireError),
+}
+
+/// What a client can ask of the master.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientOp {
+    Get { key: Key },
+    Put { key: Key, value: Value },
+    Del { key: Key },
+    /// The master's view of the cluster.
+    Status,
+}
+
+/// A successful answer to a [`ClientOp`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// For `Get`: the value, or `None` for a key that is missing or deleted, and the version
+    /// that was read (`None` when no replica ever held the key).
+    Value { value: Option<Value>, version: Option<Version> },
+    /// For `Put` and `Del`: the write is durable on a majority of the key's replicas.
+    Written { version: Version },
+    /// For `Status`.
+    Status(StatusReport),
+}
+
+/// A versioned value as a replica holds it. `value: None` is a tombstone: the key was
+/// deleted at `version`, which keeps older writes from coming back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub version: Version,
+    pub value: Option<Value>,
+}
+
+/// What a master can ask of a slave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SlaveOp {
+    /// The slave's entry for `key`, if any.
+    Read { key: Key },
+    /// Store `value` (a tombstone when `None`) at `version`, unless the slave already holds
+    /// the key at this version or a newer one.
+    Write { key: Key, version: Version, value: Option<Value> },
+    /// Heartbeat.
+    Ping,
+}
+
+/// A slave's successful answer to a [`SlaveOp`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SlaveReply {
+    Read { entry: Option<Entry> },
+    /// The version the slave holds after the write: the written one or a newer one.
+    Written { current: Version },
+    Pong { keys: u64 },
+}
+
+/// The master's view of the cluster, for `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub node: NodeId,
+    pub role: ServerRole,
+    pub epoch: Epoch,
+    /// The replication factor the master aims for.
+    pub replicas: u32,
+    /// Keys in the master's key map.
+    pub keys: u64,
+    /// Keys with fewer live, complete replicas than they should have.
+    pub under_replicated: u64,
+    pub slaves: Vec<SlaveStatus>,
+}
+
+/// One slave as the master sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaveStatus {
+    pub id: NodeId,
+    /// The address the slave connected from.
+    pub addr: String,
+    /// Keys the slave said it held at its last heartbeat.
+    pub keys_held: u64,
+    /// Keys whose replica set includes the slave.
+    pub keys_placed: u64,
+}
