@@ -1,1 +1,13 @@
+//! `nodes`: the binary that runs every role of the store.
+//!
+//! Map of the crate:
+//! - `args.rs`: the command line (clap): `master`, `slave`, `client`, `cluster`.
+//! - `serve.rs`: running the master and the slave: logging, the actix system, SIGTERM.
+//! - `client_cli.rs`: `nodes client`, one-shot commands and the interactive prompt.
+//! - `cluster.rs`: `nodes cluster`, a local cluster of child processes.
+//! - `main.rs`: parses the command line and dispatches.
 
+pub mod args;
+pub mod client_cli;
+pub mod cluster;
+pub mod serve;

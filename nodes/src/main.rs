@@ -1,1 +1,20 @@
-fn main() {}
+use clap::Parser;
+
+use nodes::args::{Cli, Command};
+use nodes::{client_cli, cluster, serve};
+
+fn main() {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Client(_));
+    serve::init_logging(if quiet { "warn" } else { "info" });
+    let result = match cli.command {
+        Command::Master(args) => serve::run_master(args),
+        Command::Slave(args) => serve::run_slave(args),
+        Command::Cluster(args) => cluster::run(args),
+        Command::Client(args) => std::process::exit(client_cli::run(args)),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(2);
+    }
+}

@@ -78,7 +78,10 @@ pub enum Op {
 #[derive(Debug)]
 pub enum Effect<T> {
     /// Answer a client now.
-    Reply { token: T, result: Result<ClientReply, WireError> },
+    Reply {
+        token: T,
+        result: Result<ClientReply, WireError>,
+    },
     /// Start a quorum write and answer the client when it completes.
     Write { token: T, plan: WritePlan },
     /// Start a quorum read (with repair) and answer the client when it completes.
@@ -142,7 +145,10 @@ impl<T> Coordinator<T> {
 
     /// The last version issued (or observed in this epoch).
     pub fn last_version(&self) -> Version {
-        Version { epoch: self.epoch, seq: self.seq }
+        Version {
+            epoch: self.epoch,
+            seq: self.seq,
+        }
     }
 
     pub fn live_slaves(&self) -> impl Iterator<Item = (&NodeId, &Incarnation)> {
@@ -173,7 +179,11 @@ impl<T> Coordinator<T> {
         if self.live.get(node) != Some(&incarnation) {
             return;
         }
-        if let Some(member) = self.keys.get_mut(key).and_then(|m| m.iter_mut().find(|m| &m.node == node)) {
+        if let Some(member) = self
+            .keys
+            .get_mut(key)
+            .and_then(|m| m.iter_mut().find(|m| &m.node == node))
+        {
             member.incarnation = incarnation;
         }
     }
@@ -189,7 +199,10 @@ impl<T> Coordinator<T> {
         }
         let targets = self.live_targets();
         if targets.is_empty() {
-            return vec![Effect::Reply { token, result: Err(WireError::unavailable("no live slaves")) }];
+            return vec![Effect::Reply {
+                token,
+                result: Err(WireError::unavailable("no live slaves")),
+            }];
         }
         self.pending.insert(key.clone(), vec![(op, token)]);
         vec![Effect::Discover { key, targets }]
@@ -203,9 +216,16 @@ impl<T> Coordinator<T> {
             return Vec::new();
         };
         if !complete {
-            return fail_all(waiting, "not every live slave answered the lookup of an unmapped key");
+            return fail_all(
+                waiting,
+                "not every live slave answered the lookup of an unmapped key",
+            );
         }
-        let winner = found.iter().filter_map(|f| f.entry.as_ref()).max_by_key(|e| e.version).cloned();
+        let winner = found
+            .iter()
+            .filter_map(|f| f.entry.as_ref())
+            .max_by_key(|e| e.version)
+            .cloned();
         if let Some(winner) = &winner {
             self.observe(winner.version);
         }
@@ -232,7 +252,11 @@ impl<T> Coordinator<T> {
                 entry,
                 targets: lack
                     .iter()
-                    .map(|m| Target { node: m.node.clone(), incarnation: m.incarnation, counts: true })
+                    .map(|m| Target {
+                        node: m.node.clone(),
+                        incarnation: m.incarnation,
+                        counts: true,
+                    })
                     .collect(),
                 needed: needed - have.len(),
             }),
@@ -259,12 +283,18 @@ impl<T> Coordinator<T> {
             self.run_waiting(key, waiting)
         } else {
             self.keys.remove(&key);
-            fail_all(waiting, "could not copy the key to a majority of its new replica set")
+            fail_all(
+                waiting,
+                "could not copy the key to a majority of its new replica set",
+            )
         }
     }
 
     pub fn map_status(&self) -> MapStatus {
-        let mut status = MapStatus { keys: self.keys.len() as u64, ..MapStatus::default() };
+        let mut status = MapStatus {
+            keys: self.keys.len() as u64,
+            ..MapStatus::default()
+        };
         let target = self.replicas.min(self.live.len());
         for members in self.keys.values() {
             let mut good = 0;
@@ -278,7 +308,10 @@ impl<T> Coordinator<T> {
     }
 
     fn run_waiting(&mut self, key: Key, waiting: Vec<(Op, T)>) -> Vec<Effect<T>> {
-        waiting.into_iter().map(|(op, token)| self.plan(key.clone(), op, token)).collect()
+        waiting
+            .into_iter()
+            .map(|(op, token)| self.plan(key.clone(), op, token))
+            .collect()
     }
 
     fn plan(&mut self, key: Key, op: Op, token: T) -> Effect<T> {
@@ -305,18 +338,43 @@ impl<T> Coordinator<T> {
                 "key {key}: {usable} of its {} replicas can answer, {needed} needed",
                 members.len()
             );
-            return Effect::Reply { token, result: Err(WireError::unavailable(detail)) };
+            return Effect::Reply {
+                token,
+                result: Err(WireError::unavailable(detail)),
+            };
         }
         match op {
-            Op::Get => Effect::Read { token, plan: ReadPlan { key, targets, needed } },
+            Op::Get => Effect::Read {
+                token,
+                plan: ReadPlan {
+                    key,
+                    targets,
+                    needed,
+                },
+            },
             Op::Put(value) => self.write(key, Some(value), targets, needed, token),
             Op::Del => self.write(key, None, targets, needed, token),
         }
     }
 
-    fn write(&mut self, key: Key, value: Option<Value>, targets: Vec<Target>, needed: usize, token: T) -> Effect<T> {
+    fn write(
+        &mut self,
+        key: Key,
+        value: Option<Value>,
+        targets: Vec<Target>,
+        needed: usize,
+        token: T,
+    ) -> Effect<T> {
         let version = self.next_version();
-        Effect::Write { token, plan: WritePlan { key, entry: Entry { version, value }, targets, needed } }
+        Effect::Write {
+            token,
+            plan: WritePlan {
+                key,
+                entry: Entry { version, value },
+                targets,
+                needed,
+            },
+        }
     }
 
     fn next_version(&mut self) -> Version {
@@ -342,7 +400,11 @@ impl<T> Coordinator<T> {
     fn live_targets(&self) -> Vec<Target> {
         self.live
             .iter()
-            .map(|(node, &incarnation)| Target { node: node.clone(), incarnation, counts: true })
+            .map(|(node, &incarnation)| Target {
+                node: node.clone(),
+                incarnation,
+                counts: true,
+            })
             .collect()
     }
 }
@@ -350,7 +412,10 @@ impl<T> Coordinator<T> {
 fn fail_all<T>(waiting: Vec<(Op, T)>, detail: &str) -> Vec<Effect<T>> {
     waiting
         .into_iter()
-        .map(|(_, token)| Effect::Reply { token, result: Err(WireError::unavailable(detail)) })
+        .map(|(_, token)| Effect::Reply {
+            token,
+            result: Err(WireError::unavailable(detail)),
+        })
         .collect()
 }
 

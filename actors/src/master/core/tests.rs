@@ -30,7 +30,10 @@ fn mapped(core: &mut Core, k: &str) {
     let effects = core.submit(key(k), Op::Get, 0);
     assert!(matches!(effects.as_slice(), [Effect::Discover { .. }]));
     let effects = core.discovered(key(k), Vec::new(), true);
-    assert!(matches!(effects.as_slice(), [Effect::Read { token: 0, .. }]));
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Read { token: 0, .. }]
+    ));
 }
 
 fn write_plan(effects: Vec<Effect<u32>>) -> WritePlan {
@@ -48,28 +51,48 @@ fn read_plan(effects: Vec<Effect<u32>>) -> ReadPlan {
 }
 
 fn unavailable(effects: &[Effect<u32>]) -> bool {
-    matches!(effects, [Effect::Reply { result: Err(WireError::Unavailable { .. }), .. }])
+    matches!(
+        effects,
+        [Effect::Reply {
+            result: Err(WireError::Unavailable { .. }),
+            ..
+        }]
+    )
 }
 
 #[test]
 fn a_new_key_is_discovered_then_placed_on_r_slaves() {
     let mut core = cluster();
     let effects = core.submit(key("k"), Op::Put(value("v")), 7);
-    let [Effect::Discover { key: k, targets }] = effects.as_slice() else { panic!("{effects:?}") };
+    let [Effect::Discover { key: k, targets }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
     assert_eq!(k, &key("k"));
-    assert_eq!(targets.len(), 3, "an unmapped key is looked up on every live slave");
+    assert_eq!(
+        targets.len(),
+        3,
+        "an unmapped key is looked up on every live slave"
+    );
 
     let plan = write_plan(core.discovered(key("k"), Vec::new(), true));
     assert_eq!(plan.targets.len(), 3);
     assert_eq!(plan.needed, 2);
-    assert_eq!(plan.entry, Entry { version: Version::new(1, 1), value: Some(value("v")) });
+    assert_eq!(
+        plan.entry,
+        Entry {
+            version: Version::new(1, 1),
+            value: Some(value("v"))
+        }
+    );
 }
 
 #[test]
 fn versions_grow_with_every_write() {
     let mut core = cluster();
     mapped(&mut core, "k");
-    let first = write_plan(core.submit(key("k"), Op::Put(value("1")), 1)).entry.version;
+    let first = write_plan(core.submit(key("k"), Op::Put(value("1")), 1))
+        .entry
+        .version;
     let second = write_plan(core.submit(key("k"), Op::Del, 2)).entry.version;
     assert!(second > first);
     assert_eq!(core.last_version(), second);
@@ -89,14 +112,22 @@ fn placement_is_capped_by_live_slaves() {
 fn commands_queue_while_a_key_is_discovered() {
     let mut core = cluster();
     assert_eq!(core.submit(key("k"), Op::Put(value("x")), 1).len(), 1);
-    assert!(core.submit(key("k"), Op::Get, 2).is_empty(), "the second command waits");
+    assert!(
+        core.submit(key("k"), Op::Get, 2).is_empty(),
+        "the second command waits"
+    );
     let effects = core.discovered(key("k"), Vec::new(), true);
     assert_eq!(effects.len(), 2);
-    let (Effect::Write { plan: w, .. }, Effect::Read { plan: r, .. }) = (&effects[0], &effects[1]) else {
+    let (Effect::Write { plan: w, .. }, Effect::Read { plan: r, .. }) = (&effects[0], &effects[1])
+    else {
         panic!("{effects:?}")
     };
     let set = |targets: &[Target]| targets.iter().map(|t| t.node.clone()).collect::<Vec<_>>();
-    assert_eq!(set(&w.targets), set(&r.targets), "both commands use one replica set");
+    assert_eq!(
+        set(&w.targets),
+        set(&r.targets),
+        "both commands use one replica set"
+    );
 }
 
 #[test]
@@ -105,7 +136,10 @@ fn incomplete_discovery_fails_the_waiting_commands() {
     core.submit(key("k"), Op::Put(value("x")), 1);
     let effects = core.discovered(key("k"), Vec::new(), false);
     assert!(unavailable(&effects));
-    assert!(matches!(core.submit(key("k"), Op::Get, 2).as_slice(), [Effect::Discover { .. }]));
+    assert!(matches!(
+        core.submit(key("k"), Op::Get, 2).as_slice(),
+        [Effect::Discover { .. }]
+    ));
 }
 
 #[test]
@@ -115,25 +149,54 @@ fn discovery_prefers_holders_and_copies_their_version_without_minting() {
         core.slave_joined(node(name), Incarnation(1), Version::ZERO);
     }
     core.submit(key("k"), Op::Get, 1);
-    let newest = Entry { version: Version::new(1, 40), value: Some(value("new")) };
-    let older = Entry { version: Version::new(1, 30), value: Some(value("old")) };
+    let newest = Entry {
+        version: Version::new(1, 40),
+        value: Some(value("new")),
+    };
+    let older = Entry {
+        version: Version::new(1, 30),
+        value: Some(value("old")),
+    };
     let found = vec![
-        Found { node: node("d"), incarnation: Incarnation(1), entry: Some(newest.clone()) },
-        Found { node: node("b"), incarnation: Incarnation(1), entry: Some(older) },
-        Found { node: node("a"), incarnation: Incarnation(1), entry: None },
+        Found {
+            node: node("d"),
+            incarnation: Incarnation(1),
+            entry: Some(newest.clone()),
+        },
+        Found {
+            node: node("b"),
+            incarnation: Incarnation(1),
+            entry: Some(older),
+        },
+        Found {
+            node: node("a"),
+            incarnation: Incarnation(1),
+            entry: None,
+        },
     ];
     let effects = core.discovered(key("k"), found, true);
-    let [Effect::Seed { plan }] = effects.as_slice() else { panic!("{effects:?}") };
+    let [Effect::Seed { plan }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
     assert_eq!(plan.entry, newest, "the copy keeps the version it had");
     assert_eq!(plan.needed, 1, "d holds it; one more makes a majority of 3");
     assert_eq!(plan.targets.len(), 2);
-    assert!(plan.targets.iter().any(|t| t.node == node("b")), "other holders come next");
-    assert!(core.submit(key("k"), Op::Get, 2).is_empty(), "commands wait for the seeding");
+    assert!(
+        plan.targets.iter().any(|t| t.node == node("b")),
+        "other holders come next"
+    );
+    assert!(
+        core.submit(key("k"), Op::Get, 2).is_empty(),
+        "commands wait for the seeding"
+    );
 
     let effects = core.seeded(key("k"), true);
     assert_eq!(effects.len(), 2);
     let plan = write_plan(core.submit(key("k"), Op::Put(value("x")), 3));
-    assert!(plan.entry.version > Version::new(1, 40), "new writes go above what was found");
+    assert!(
+        plan.entry.version > Version::new(1, 40),
+        "new writes go above what was found"
+    );
 }
 
 #[test]
@@ -143,11 +206,20 @@ fn failed_seeding_forgets_the_key() {
     let found = vec![Found {
         node: node("a"),
         incarnation: Incarnation(1),
-        entry: Some(Entry { version: Version::new(1, 3), value: None }),
+        entry: Some(Entry {
+            version: Version::new(1, 3),
+            value: None,
+        }),
     }];
-    assert!(matches!(core.discovered(key("k"), found, true).as_slice(), [Effect::Seed { .. }]));
+    assert!(matches!(
+        core.discovered(key("k"), found, true).as_slice(),
+        [Effect::Seed { .. }]
+    ));
     assert!(unavailable(&core.seeded(key("k"), false)));
-    assert!(matches!(core.submit(key("k"), Op::Get, 2).as_slice(), [Effect::Discover { .. }]));
+    assert!(matches!(
+        core.submit(key("k"), Op::Get, 2).as_slice(),
+        [Effect::Discover { .. }]
+    ));
 }
 
 #[test]
@@ -155,7 +227,12 @@ fn a_key_with_too_few_live_replicas_is_unavailable() {
     let mut core = cluster();
     mapped(&mut core, "k");
     core.slave_left(&node("a"));
-    assert_eq!(write_plan(core.submit(key("k"), Op::Put(value("x")), 1)).targets.len(), 2);
+    assert_eq!(
+        write_plan(core.submit(key("k"), Op::Put(value("x")), 1))
+            .targets
+            .len(),
+        2
+    );
     assert_eq!(read_plan(core.submit(key("k"), Op::Get, 2)).needed, 2);
     core.slave_left(&node("b"));
     assert!(unavailable(&core.submit(key("k"), Op::Put(value("y")), 3)));
@@ -170,7 +247,10 @@ fn a_restarted_slave_does_not_count_for_reads_until_refilled() {
 
     let plan = read_plan(core.submit(key("k"), Op::Get, 1));
     let a = plan.targets.iter().find(|t| t.node == node("a")).unwrap();
-    assert!(!a.counts, "a is asked (and repaired) but its answer does not count");
+    assert!(
+        !a.counts,
+        "a is asked (and repaired) but its answer does not count"
+    );
     assert_eq!(plan.targets.iter().filter(|t| t.counts).count(), 2);
 
     // With b gone only c counts, and a read needs two.
@@ -193,7 +273,14 @@ fn revalidation_from_an_older_incarnation_is_ignored() {
     core.slave_joined(node("a"), Incarnation(2), Version::ZERO);
     core.revalidate(&key("k"), &node("a"), Incarnation(1));
     let plan = read_plan(core.submit(key("k"), Op::Get, 1));
-    assert!(!plan.targets.iter().find(|t| t.node == node("a")).unwrap().counts);
+    assert!(
+        !plan
+            .targets
+            .iter()
+            .find(|t| t.node == node("a"))
+            .unwrap()
+            .counts
+    );
 }
 
 #[test]

@@ -1,0 +1,323 @@
+//! The client actor: keeps one connection to whichever server is master, numbers requests,
+//! matches answers, and fails over.
+//!
+//! When the connection is lost, requests that only read (GET, status) are sent again on the
+//! next connection; writes that were already sent are answered "outcome unknown" and never
+//! replayed, because a replay after failover could apply a write twice or after a later one.
+//! A server that answers "not master" did nothing, so everything it refused is sent again to
+//! the master it names.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use actix::prelude::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
+    StreamHandler, WrapFuture,
+};
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+
+use net::{
+    ClientOp, ClientReply, FromServer, NetError, PeerRole, RequestId, ServerRole, ToServer,
+    Welcome, WireError,
+};
+
+use crate::dial::{dial, DialError, Dialed};
+use crate::error::Error;
+use crate::outbox::{frames, Outbox};
+
+/// How a client finds its master.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Master-capable addresses, tried in order (the master, then the backup).
+    pub servers: Vec<String>,
+    /// Deadline for one connection attempt, handshake included.
+    pub connect_timeout: Duration,
+    /// Deadline for an answer, from the moment a request is made.
+    pub request_timeout: Duration,
+}
+
+/// Which server the client is talking to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerInfo {
+    pub addr: String,
+    pub welcome: Welcome,
+}
+
+/// Carry out `op`.
+#[derive(Message)]
+#[rtype(result = "Result<ClientReply, Error>")]
+pub struct Call(pub ClientOp);
+
+/// The server the client is connected to, if any.
+#[derive(Message)]
+#[rtype(result = "Option<ServerInfo>")]
+pub struct CurrentServer;
+
+/// A frame from connection number `conn`, or its end (`None`).
+struct Incoming {
+    conn: u64,
+    frame: Option<Result<FromServer, NetError>>,
+}
+
+struct Pending {
+    op: ClientOp,
+    tx: oneshot::Sender<Result<ClientReply, Error>>,
+    /// The connection it was sent on, if it was sent.
+    sent_on: Option<u64>,
+    /// Times it was sent again after a failover.
+    retries: u32,
+}
+
+struct Connection {
+    id: u64,
+    server: ServerInfo,
+    outbox: Outbox<ToServer>,
+}
+
+/// Reads are sent again at most this many times after failovers.
+const MAX_RETRIES: u32 = 4;
+
+pub struct ClientActor {
+    config: ClientConfig,
+    conn: Option<Connection>,
+    connecting: bool,
+    conn_count: u64,
+    next_id: RequestId,
+    pending: HashMap<RequestId, Pending>,
+    waiting: VecDeque<RequestId>,
+    /// A master address learned from a "not master" answer, tried first next time.
+    redirect: Option<String>,
+}
+
+impl ClientActor {
+    pub fn new(config: ClientConfig) -> Self {
+        ClientActor {
+            config,
+            conn: None,
+            connecting: false,
+            conn_count: 0,
+            next_id: 1,
+            pending: HashMap::new(),
+            waiting: VecDeque::new(),
+            redirect: None,
+        }
+    }
+
+    fn send(&mut self, id: RequestId) {
+        let (Some(conn), Some(pending)) = (&self.conn, self.pending.get_mut(&id)) else {
+            return;
+        };
+        if conn.outbox.send(ToServer::Request {
+            id,
+            op: pending.op.clone(),
+        }) {
+            pending.sent_on = Some(conn.id);
+        } else {
+            self.waiting.push_back(id);
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting || self.conn.is_some() {
+            return;
+        }
+        self.connecting = true;
+        let mut servers = self.config.servers.clone();
+        if let Some(redirect) = self.redirect.take() {
+            servers.retain(|s| s != &redirect);
+            servers.insert(0, redirect);
+        }
+        let timeout = self.config.connect_timeout;
+        let attempt = async move {
+            let mut failures = Vec::new();
+            let mut queue: VecDeque<String> = servers.into();
+            let mut redirects = 0;
+            while let Some(addr) = queue.pop_front() {
+                match dial(&addr, PeerRole::Client, timeout).await {
+                    Ok(dialed) if dialed.welcome.role == ServerRole::Master => return Ok(dialed),
+                    Ok(_) => failures.push(format!("{addr} is a standby")),
+                    Err(DialError::Refused(WireError::NotMaster { master })) => {
+                        failures.push(format!("{addr} is not master"));
+                        if let Some(master) = master.filter(|_| redirects < 2) {
+                            redirects += 1;
+                            queue.push_front(master);
+                        }
+                    }
+                    Err(err) => failures.push(format!("{addr}: {err}")),
+                }
+            }
+            Err(failures.join("; "))
+        };
+        ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
+            act.connecting = false;
+            match result {
+                Ok(dialed) => act.connected(dialed, ctx),
+                Err(reason) => {
+                    for id in std::mem::take(&mut act.waiting) {
+                        if let Some(p) = act.pending.remove(&id) {
+                            let _ = p.tx.send(Err(Error::NoMaster(reason.clone())));
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    fn connected(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
+        let Dialed {
+            addr,
+            welcome,
+            reader,
+            writer,
+        } = dialed;
+        tracing::debug!(server = %addr, node = %welcome.node, "connected");
+        self.conn_count += 1;
+        let id = self.conn_count;
+        let stream = frames(reader).map(move |f| Incoming {
+            conn: id,
+            frame: Some(f),
+        });
+        let end = futures_util::stream::once(async move {
+            Incoming {
+                conn: id,
+                frame: None,
+            }
+        });
+        ctx.add_stream(stream.chain(end));
+        self.conn = Some(Connection {
+            id,
+            server: ServerInfo { addr, welcome },
+            outbox: Outbox::spawn(writer),
+        });
+        for id in std::mem::take(&mut self.waiting) {
+            self.send(id);
+        }
+    }
+
+    /// The connection ended: resend reads, report writes as unknown, reconnect if needed.
+    fn disconnected(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        let Some(conn) = self.conn.take() else { return };
+        tracing::info!(server = %conn.server.addr, reason, "connection lost");
+        let lost: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.sent_on == Some(conn.id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            let Some(pending) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            let read_only = matches!(pending.op, ClientOp::Get { .. } | ClientOp::Status);
+            if read_only && pending.retries < MAX_RETRIES {
+                pending.retries += 1;
+                pending.sent_on = None;
+                self.waiting.push_back(id);
+            } else if let Some(p) = self.pending.remove(&id) {
+                let err = if read_only {
+                    Error::NoMaster(format!("connection to {} lost", conn.server.addr))
+                } else {
+                    Error::ConnectionLost {
+                        server: conn.server.addr.clone(),
+                    }
+                };
+                let _ = p.tx.send(Err(err));
+            }
+        }
+        if !self.waiting.is_empty() {
+            self.connect(ctx);
+        }
+    }
+}
+
+impl Actor for ClientActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Forget requests whose callers gave up (timed out or dropped the future).
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            act.pending.retain(|_, p| !p.tx.is_closed());
+        });
+    }
+}
+
+impl Handler<Call> for ClientActor {
+    type Result = ResponseFuture<Result<ClientReply, Error>>;
+
+    fn handle(&mut self, msg: Call, ctx: &mut Context<Self>) -> Self::Result {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (tx, rx) = oneshot::channel();
+        self.pending.insert(
+            id,
+            Pending {
+                op: msg.0,
+                tx,
+                sent_on: None,
+                retries: 0,
+            },
+        );
+        if self.conn.is_some() {
+            self.send(id);
+        } else {
+            self.waiting.push_back(id);
+            self.connect(ctx);
+        }
+        let timeout = self.config.request_timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(Error::Stopped),
+                Err(_) => Err(Error::Timeout(timeout)),
+            }
+        })
+    }
+}
+
+impl Handler<CurrentServer> for ClientActor {
+    type Result = MessageResult<CurrentServer>;
+
+    fn handle(&mut self, _msg: CurrentServer, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.conn.as_ref().map(|c| c.server.clone()))
+    }
+}
+
+impl StreamHandler<Incoming> for ClientActor {
+    fn handle(&mut self, msg: Incoming, ctx: &mut Context<Self>) {
+        if self.conn.as_ref().map(|c| c.id) != Some(msg.conn) {
+            return;
+        }
+        match msg.frame {
+            Some(Ok(FromServer::Response { id, result })) => {
+                let Some(pending) = self.pending.remove(&id) else {
+                    return;
+                };
+                if let Err(WireError::NotMaster { master }) = &result {
+                    // Refused before anything was done: safe to send again, writes included.
+                    self.redirect = master.clone();
+                    self.pending.insert(
+                        id,
+                        Pending {
+                            sent_on: None,
+                            ..pending
+                        },
+                    );
+                    self.waiting.push_back(id);
+                    self.disconnected("server is not master", ctx);
+                    self.connect(ctx);
+                    return;
+                }
+                let _ = pending.tx.send(result.map_err(Error::Server));
+            }
+            Some(Ok(FromServer::Error(err))) => self.disconnected(&err.to_string(), ctx),
+            Some(Ok(other)) => self.disconnected(&format!("unexpected frame {other:?}"), ctx),
+            Some(Err(err)) => self.disconnected(&err.to_string(), ctx),
+            None => self.disconnected("closed by the server", ctx),
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // Each connection's stream ends with an `Incoming { frame: None }`; the actor lives on.
+    }
+}

@@ -1,0 +1,51 @@
+//! The error enum of the actors crate, grouped by what the caller can do about it.
+
+use std::time::Duration;
+
+use net::{NetError, WireError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // Bad input: change the request.
+    #[error("bad input: {0}")]
+    BadInput(String),
+
+    // Unavailable: nothing was sent, retrying later may succeed.
+    #[error("no reachable master: {0}")]
+    NoMaster(String),
+
+    // The server's own answer (unavailable, outcome unknown, bad request, ...).
+    #[error("{0}")]
+    Server(WireError),
+
+    // Outcome unknown: a write was sent and its answer never came.
+    #[error("connection to {server} was lost after the write was sent; its outcome is unknown")]
+    ConnectionLost { server: String },
+    #[error("no answer within {0:?}; if this was a write, its outcome is unknown")]
+    Timeout(Duration),
+
+    // Transport and local failures.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("the client was stopped")]
+    Stopped,
+}
+
+impl Error {
+    /// True when a write that failed with this error may still take effect.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::Server(WireError::OutcomeUnknown { .. })
+            | Error::ConnectionLost { .. }
+            | Error::Timeout(_)
+            | Error::Stopped => true,
+            Error::Server(_)
+            | Error::BadInput(_)
+            | Error::NoMaster(_)
+            | Error::Connect { .. }
+            | Error::Net(_) => false,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Accepting connections: read the first frame under a deadline, check it is a `Hello` of
+//! this protocol version, and hand the connection to the actor for its role. Anything else
+//! gets an error frame and a graceful close.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::{Actor, Addr, AsyncContext};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::FramedRead;
+
+use net::{
+    encode_frame, FromServer, Hello, MsgCodec, NodeId, PeerRole, ServerRole, ToServer, Welcome,
+    WireError, PROTOCOL_VERSION,
+};
+
+use super::client_session::ClientSession;
+use super::coordinator::{CoordinatorActor, Describe, SlaveJoined};
+use super::slave_proxy::SlaveProxy;
+use super::MasterConfig;
+use crate::outbox::{drain, frames, Outbox};
+
+type ServerReader = FramedRead<tokio::net::tcp::OwnedReadHalf, MsgCodec<ToServer, FromServer>>;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts connections forever.
+pub async fn serve(
+    listener: TcpListener,
+    coordinator: Addr<CoordinatorActor>,
+    config: Arc<MasterConfig>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                actix_rt::spawn(handshake(stream, peer, coordinator.clone(), config.clone()));
+            }
+            Err(err) => {
+                tracing::error!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    coordinator: Addr<CoordinatorActor>,
+    config: Arc<MasterConfig>,
+) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %err, "set_nodelay failed");
+    }
+    let (read, write) = stream.into_split();
+    let mut reader: ServerReader = FramedRead::new(read, MsgCodec::new());
+    let hello = match tokio::time::timeout(config.handshake_timeout, reader.next()).await {
+        Err(_) => {
+            let detail = format!("no handshake within {:?}", config.handshake_timeout);
+            return refuse(peer, reader, write, WireError::protocol(detail)).await;
+        }
+        Ok(None) => return,
+        Ok(Some(Err(err))) => match err.to_wire() {
+            Some(wire) => return refuse(peer, reader, write, wire).await,
+            None => return,
+        },
+        Ok(Some(Ok(ToServer::Hello(hello)))) => hello,
+        Ok(Some(Ok(other))) => {
+            let detail = format!("the first frame must be Hello, got {}", frame_name(&other));
+            return refuse(peer, reader, write, WireError::protocol(detail)).await;
+        }
+    };
+    let Hello { protocol, role } = hello;
+    if protocol != PROTOCOL_VERSION {
+        let detail = format!(
+            "protocol version {protocol} is not supported; this server speaks {PROTOCOL_VERSION}"
+        );
+        return refuse(peer, reader, write, WireError::protocol(detail)).await;
+    }
+    let Ok(view) = coordinator.send(Describe).await else {
+        return;
+    };
+    let welcome = Welcome {
+        protocol: PROTOCOL_VERSION,
+        node: config.node.clone(),
+        role: view.role,
+        epoch: view.epoch,
+    };
+    debug_assert_eq!(view.role, ServerRole::Master);
+    match role {
+        PeerRole::Client => {
+            let outbox = Outbox::spawn(write);
+            ClientSession::create(move |ctx| {
+                ctx.add_stream(frames(reader));
+                ClientSession::new(peer, outbox, coordinator, welcome)
+            });
+        }
+        PeerRole::Slave {
+            id,
+            epoch,
+            incarnation,
+            max_version,
+            keys,
+        } => {
+            if let Err(detail) = NodeId::parse(id.as_str()) {
+                return refuse(peer, reader, write, WireError::bad_request(detail)).await;
+            }
+            if epoch > view.epoch {
+                tracing::error!(slave = %id, slave_epoch = %epoch, our_epoch = %view.epoch, "slave has accepted a newer epoch");
+                return refuse(
+                    peer,
+                    reader,
+                    write,
+                    WireError::StaleEpoch {
+                        sent: view.epoch,
+                        current: epoch,
+                    },
+                )
+                .await;
+            }
+            let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+            let outbox = Outbox::spawn(write);
+            let heartbeat = config.heartbeat;
+            let proxy_coordinator = coordinator.clone();
+            let node = id.clone();
+            let proxy = SlaveProxy::create(move |ctx| {
+                ctx.add_stream(frames(reader));
+                SlaveProxy::new(
+                    node,
+                    conn,
+                    peer,
+                    outbox,
+                    proxy_coordinator,
+                    welcome,
+                    heartbeat,
+                )
+            });
+            coordinator.do_send(SlaveJoined {
+                node: id,
+                incarnation,
+                max_version,
+                keys,
+                addr: peer,
+                conn,
+                proxy,
+            });
+        }
+        PeerRole::Backup { id, .. } => {
+            let detail =
+                format!("backup {id} refused: this master does not ship its log to a standby");
+            refuse(peer, reader, write, WireError::protocol(detail)).await;
+        }
+    }
+}
+
+/// Sends `err`, closes the write side, and reads for a moment so the peer gets the frame.
+async fn refuse(peer: SocketAddr, reader: ServerReader, mut write: OwnedWriteHalf, err: WireError) {
+    tracing::info!(%peer, %err, "refusing a connection");
+    let mut buf = BytesMut::new();
+    if encode_frame(&FromServer::Error(err), &mut buf).is_ok()
+        && write.write_all(&buf).await.is_ok()
+    {
+        let _ = write.shutdown().await;
+    }
+    drain(reader.into_inner()).await;
+}
+
+fn frame_name(frame: &ToServer) -> &'static str {
+    match frame {
+        ToServer::Hello(_) => "Hello",
+        ToServer::Request { .. } => "Request",
+        ToServer::SlaveResponse { .. } => "SlaveResponse",
+        ToServer::Error(_) => "Error",
+    }
+}

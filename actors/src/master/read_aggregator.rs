@@ -1,0 +1,309 @@
+//! The read aggregator: a short-lived actor per quorum read (and per discovery).
+//!
+//! A client read asks every target, waits until `needed` counting answers are in, takes the
+//! newest entry, writes it back to every answer that was older or empty, and answers the
+//! client once `needed` replicas hold it. Answers that arrive later are repaired too, after the
+//! client has its value. A discovery asks every live slave and reports all answers to the
+//! coordinator; one missing answer makes it incomplete.
+
+use std::time::Duration;
+
+use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
+
+use net::{ClientReply, Entry, Epoch, Key, SlaveOp, SlaveReply, WireError};
+
+use super::coordinator::{Caller, CoordinatorActor, Discovered, Revalidated};
+use super::core::{Found, Target};
+use super::quorum::{decide_read, ReadAnswer};
+use super::slave_proxy::{Call, CallError, SlaveAnswer, SlaveProxy};
+
+/// Why the read is made.
+pub enum Purpose {
+    Client(Caller),
+    Discover,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Pending,
+    Answered(Option<Entry>),
+    /// A write-back is in flight.
+    Repairing,
+    /// Holds the winning version (or newer).
+    Holds,
+    Failed,
+}
+
+pub struct ReadAggregator {
+    key: Key,
+    targets: Vec<(Target, Option<Addr<SlaveProxy>>)>,
+    needed: usize,
+    slots: Vec<Slot>,
+    purpose: Option<Purpose>,
+    discover: bool,
+    winner: Option<Entry>,
+    coordinator: Addr<CoordinatorActor>,
+    timeout: Duration,
+    epoch: Epoch,
+}
+
+impl ReadAggregator {
+    pub fn new(
+        key: Key,
+        targets: Vec<(Target, Option<Addr<SlaveProxy>>)>,
+        needed: usize,
+        purpose: Purpose,
+        coordinator: Addr<CoordinatorActor>,
+        timeout: Duration,
+        epoch: Epoch,
+    ) -> Self {
+        let slots = vec![Slot::Pending; targets.len()];
+        let discover = matches!(purpose, Purpose::Discover);
+        ReadAggregator {
+            key,
+            targets,
+            needed,
+            slots,
+            purpose: Some(purpose),
+            discover,
+            winner: None,
+            coordinator,
+            timeout,
+            epoch,
+        }
+    }
+
+    fn send(&self, tag: usize, op: SlaveOp, ctx: &mut Context<Self>) -> bool {
+        match &self.targets[tag].1 {
+            Some(proxy) if proxy.connected() => {
+                proxy.do_send(Call {
+                    epoch: self.epoch,
+                    op,
+                    reply_to: ctx.address().recipient(),
+                    tag,
+                });
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    fn repair(&mut self, tag: usize, winner: &Entry, ctx: &mut Context<Self>) {
+        let op = SlaveOp::Write {
+            key: self.key.clone(),
+            version: winner.version,
+            value: winner.value.clone(),
+        };
+        self.slots[tag] = if self.send(tag, op, ctx) {
+            Slot::Repairing
+        } else {
+            Slot::Failed
+        };
+    }
+
+    fn answer(&mut self, result: Result<ClientReply, WireError>) {
+        if let Some(Purpose::Client(caller)) = self.purpose.take() {
+            caller.answer(result);
+        }
+    }
+
+    fn settled(&self) -> bool {
+        !self
+            .slots
+            .iter()
+            .any(|s| matches!(s, Slot::Pending | Slot::Repairing))
+    }
+
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        if self.discover {
+            return self.check_discovery(ctx);
+        }
+        if self.winner.is_none() && self.purpose.is_some() {
+            self.decide(ctx);
+        }
+        if let (Some(winner), true) = (&self.winner, self.purpose.is_some()) {
+            let holders = self.slots.iter().filter(|s| **s == Slot::Holds).count();
+            let possible = holders
+                + self
+                    .slots
+                    .iter()
+                    .filter(|s| matches!(s, Slot::Pending | Slot::Repairing))
+                    .count();
+            if holders >= self.needed {
+                let reply = ClientReply::Value {
+                    value: winner.value.clone(),
+                    version: Some(winner.version),
+                };
+                self.answer(Ok(reply));
+            } else if possible < self.needed {
+                self.answer(Err(WireError::unavailable(format!(
+                    "read repair of {} reached {holders} of the {} replicas it needs",
+                    self.key, self.needed
+                ))));
+            }
+        }
+        if self.settled() {
+            ctx.stop();
+        }
+    }
+
+    /// The gather phase: decide once enough counting answers are in.
+    fn decide(&mut self, ctx: &mut Context<Self>) {
+        let answered: Vec<(usize, ReadAnswer<'_>)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| match slot {
+                Slot::Answered(entry) => Some((
+                    i,
+                    ReadAnswer {
+                        counts: self.targets[i].0.counts,
+                        entry: entry.as_ref(),
+                    },
+                )),
+                Slot::Pending | Slot::Repairing | Slot::Holds | Slot::Failed => None,
+            })
+            .collect();
+        let answers: Vec<ReadAnswer<'_>> = answered.iter().map(|(_, a)| a.clone()).collect();
+        let Some(decision) = decide_read(&answers, self.needed) else {
+            let counting_left = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| {
+                    self.targets[*i].0.counts && matches!(s, Slot::Pending | Slot::Answered(_))
+                })
+                .count();
+            if counting_left < self.needed {
+                self.answer(Err(WireError::unavailable(format!(
+                    "only {counting_left} replicas of {} can answer, {} needed",
+                    self.key, self.needed
+                ))));
+            }
+            return;
+        };
+        let stale: Vec<usize> = decision.stale.iter().map(|&j| answered[j].0).collect();
+        let holders: Vec<usize> = answered
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| !stale.contains(i))
+            .collect();
+        let Some(winner) = decision.winner else {
+            self.answer(Ok(ClientReply::Value {
+                value: None,
+                version: None,
+            }));
+            return;
+        };
+        for i in holders {
+            self.slots[i] = Slot::Holds;
+        }
+        for i in stale {
+            self.repair(i, &winner, ctx);
+        }
+        self.winner = Some(winner);
+    }
+
+    fn check_discovery(&mut self, ctx: &mut Context<Self>) {
+        if !self.settled() {
+            return;
+        }
+        let complete = !self.slots.contains(&Slot::Failed);
+        let found = self
+            .slots
+            .iter()
+            .zip(&self.targets)
+            .filter_map(|(slot, (target, _))| match slot {
+                Slot::Answered(entry) => Some(Found {
+                    node: target.node.clone(),
+                    incarnation: target.incarnation,
+                    entry: entry.clone(),
+                }),
+                Slot::Pending | Slot::Repairing | Slot::Holds | Slot::Failed => None,
+            })
+            .collect();
+        self.coordinator.do_send(Discovered {
+            key: self.key.clone(),
+            found,
+            complete,
+        });
+        ctx.stop();
+    }
+}
+
+impl Actor for ReadAggregator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        for tag in 0..self.targets.len() {
+            if !self.send(
+                tag,
+                SlaveOp::Read {
+                    key: self.key.clone(),
+                },
+                ctx,
+            ) {
+                self.slots[tag] = Slot::Failed;
+            }
+        }
+        ctx.run_later(self.timeout, |act, ctx| {
+            if act.discover {
+                for slot in act.slots.iter_mut().filter(|s| **s == Slot::Pending) {
+                    *slot = Slot::Failed;
+                }
+                return act.check_discovery(ctx);
+            }
+            let detail = format!(
+                "read of {} did not reach a majority within {:?}",
+                act.key, act.timeout
+            );
+            act.answer(Err(WireError::unavailable(detail)));
+            ctx.stop();
+        });
+        self.check(ctx);
+    }
+}
+
+impl Handler<SlaveAnswer> for ReadAggregator {
+    type Result = ();
+
+    fn handle(&mut self, msg: SlaveAnswer, ctx: &mut Context<Self>) {
+        let tag = msg.tag;
+        let target = self.targets[tag].0.clone();
+        match (self.slots[tag].clone(), msg.result) {
+            (Slot::Pending, Ok(SlaveReply::Read { entry })) => match self.winner.clone() {
+                None => self.slots[tag] = Slot::Answered(entry),
+                // A late answer, after the decision: repair it if it is behind.
+                Some(winner) => match entry {
+                    Some(e) if e.version >= winner.version => self.slots[tag] = Slot::Holds,
+                    Some(_) | None => self.repair(tag, &winner, ctx),
+                },
+            },
+            (Slot::Repairing, Ok(SlaveReply::Written { current })) => {
+                let winner = self.winner.as_ref().map(|w| w.version);
+                if winner.is_some_and(|w| current >= w) {
+                    self.slots[tag] = Slot::Holds;
+                    self.coordinator.do_send(Revalidated {
+                        key: self.key.clone(),
+                        node: target.node.clone(),
+                        incarnation: target.incarnation,
+                    });
+                } else {
+                    tracing::error!(slave = %target.node, %current, "slave answered a repair wrongly");
+                    self.slots[tag] = Slot::Failed;
+                }
+            }
+            (Slot::Pending | Slot::Repairing, Err(err)) => {
+                if let CallError::Refused(err) = err {
+                    tracing::warn!(slave = %target.node, %err, "slave refused a read");
+                }
+                self.slots[tag] = Slot::Failed;
+            }
+            (slot, result) => {
+                tracing::error!(slave = %target.node, ?slot, ?result, "unexpected answer to a read");
+                self.slots[tag] = Slot::Failed;
+            }
+        }
+        self.check(ctx);
+    }
+}

@@ -1,0 +1,178 @@
+//! The write aggregator: a short-lived actor per write. It sends the write to every target,
+//! counts acknowledgements, answers as soon as `needed` targets hold the version (or as soon
+//! as that has become impossible), stays until every target has answered so that late
+//! acknowledgements still refill replicas, and stops.
+//!
+//! The answer to a failed write says whether it may still take effect: once any target may
+//! have applied it (it acknowledged, or its connection died with the write in flight), the
+//! client is told the outcome is unknown, never that the write failed.
+
+use std::time::Duration;
+
+use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
+
+use net::{ClientReply, Epoch, SlaveOp, SlaveReply, WireError};
+
+use super::coordinator::{Caller, CoordinatorActor, Revalidated, Seeded};
+use super::core::{Target, WritePlan};
+use super::slave_proxy::{Call, CallError, SlaveAnswer, SlaveProxy};
+
+/// Who is told when the write completes.
+pub enum Completion {
+    /// A client's PUT or DEL.
+    Client(Caller),
+    /// The coordinator, copying a discovered entry into a new replica set.
+    Seed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Pending,
+    Acked,
+    Failed,
+}
+
+pub struct WriteAggregator {
+    plan: WritePlan,
+    targets: Vec<(Target, Option<Addr<SlaveProxy>>)>,
+    slots: Vec<Slot>,
+    maybe_applied: bool,
+    completion: Option<Completion>,
+    coordinator: Addr<CoordinatorActor>,
+    timeout: Duration,
+    epoch: Epoch,
+}
+
+impl WriteAggregator {
+    pub fn new(
+        plan: WritePlan,
+        targets: Vec<(Target, Option<Addr<SlaveProxy>>)>,
+        completion: Completion,
+        coordinator: Addr<CoordinatorActor>,
+        timeout: Duration,
+        epoch: Epoch,
+    ) -> Self {
+        let slots = vec![Slot::Pending; targets.len()];
+        WriteAggregator {
+            plan,
+            targets,
+            slots,
+            maybe_applied: false,
+            completion: Some(completion),
+            coordinator,
+            timeout,
+            epoch,
+        }
+    }
+
+    fn count(&self, slot: Slot) -> usize {
+        self.slots.iter().filter(|s| **s == slot).count()
+    }
+
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        let (acked, pending) = (self.count(Slot::Acked), self.count(Slot::Pending));
+        if acked >= self.plan.needed {
+            self.complete(Ok(()));
+        } else if acked + pending < self.plan.needed {
+            let detail = format!(
+                "write of {} reached {acked} of the {} replicas it needs",
+                self.plan.key, self.plan.needed
+            );
+            let err = if self.maybe_applied {
+                WireError::outcome_unknown(detail)
+            } else {
+                WireError::unavailable(detail)
+            };
+            self.complete(Err(err));
+        }
+        if pending == 0 {
+            ctx.stop();
+        }
+    }
+
+    fn complete(&mut self, result: Result<(), WireError>) {
+        let Some(completion) = self.completion.take() else {
+            return;
+        };
+        match completion {
+            Completion::Client(caller) => caller.answer(result.map(|()| ClientReply::Written {
+                version: self.plan.entry.version,
+            })),
+            Completion::Seed => self.coordinator.do_send(Seeded {
+                key: self.plan.key.clone(),
+                ok: result.is_ok(),
+            }),
+        }
+    }
+}
+
+impl Actor for WriteAggregator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let me = ctx.address().recipient();
+        for (tag, (_, proxy)) in self.targets.iter().enumerate() {
+            match proxy {
+                Some(proxy) if proxy.connected() => proxy.do_send(Call {
+                    epoch: self.epoch,
+                    op: SlaveOp::Write {
+                        key: self.plan.key.clone(),
+                        version: self.plan.entry.version,
+                        value: self.plan.entry.value.clone(),
+                    },
+                    reply_to: me.clone(),
+                    tag,
+                }),
+                Some(_) | None => self.slots[tag] = Slot::Failed,
+            }
+        }
+        ctx.run_later(self.timeout, |act, ctx| {
+            let detail = format!(
+                "no majority acknowledged the write of {} within {:?}",
+                act.plan.key, act.timeout
+            );
+            act.complete(Err(WireError::outcome_unknown(detail)));
+            ctx.stop();
+        });
+        self.check(ctx);
+    }
+}
+
+impl Handler<SlaveAnswer> for WriteAggregator {
+    type Result = ();
+
+    fn handle(&mut self, msg: SlaveAnswer, ctx: &mut Context<Self>) {
+        let Some(slot) = self.slots.get_mut(msg.tag).filter(|s| **s == Slot::Pending) else {
+            debug_assert!(false, "answer for tag {} that is not pending", msg.tag);
+            return;
+        };
+        let target = &self.targets[msg.tag].0;
+        let version = self.plan.entry.version;
+        *slot = match msg.result {
+            Ok(SlaveReply::Written { current }) if current >= version => {
+                self.maybe_applied = true;
+                if !target.counts {
+                    self.coordinator.do_send(Revalidated {
+                        key: self.plan.key.clone(),
+                        node: target.node.clone(),
+                        incarnation: target.incarnation,
+                    });
+                }
+                Slot::Acked
+            }
+            Ok(reply) => {
+                tracing::error!(slave = %target.node, ?reply, %version, "slave answered a write wrongly");
+                Slot::Failed
+            }
+            Err(CallError::Refused(err)) => {
+                tracing::warn!(slave = %target.node, %err, "slave refused a write");
+                Slot::Failed
+            }
+            Err(CallError::Disconnected) => {
+                self.maybe_applied = true;
+                Slot::Failed
+            }
+        };
+        self.check(ctx);
+    }
+}

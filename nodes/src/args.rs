@@ -1,0 +1,118 @@
+//! The command line, as clap types. The names and defaults of `master`, `slave`, `client` and
+//! `cluster` are an interface that scripts rely on: add to them, never rename.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nodes",
+    version,
+    about = "A fault-tolerant, replicated key-value store"
+)]
+#[command(args_override_self = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the master: takes client requests and replicates them to quorums of slaves.
+    Master(MasterArgs),
+    /// Run a storage node that follows the master.
+    Slave(SlaveArgs),
+    /// Talk to the store: one command, or an interactive prompt when none is given.
+    Client(ClientArgs),
+    /// Start a master and slaves on this machine as child processes; Ctrl-C stops them all.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MasterArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:12345")]
+    pub listen: String,
+    /// Replication factor: slaves per key (capped by the number of live slaves).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+    /// This node's name.
+    #[arg(long, default_value = "master")]
+    pub id: String,
+    /// Time a quorum read or write may take before the client gets an error.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+    /// Interval of heartbeats to slaves.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_ms: u64,
+    /// Silence after which a slave is dropped from membership.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub slave_timeout_ms: u64,
+    /// Time a new connection has to send its handshake.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub handshake_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SlaveArgs {
+    /// The master's address.
+    #[arg(long, default_value = "127.0.0.1:12345")]
+    pub master: String,
+    /// The backup's address, tried when the master does not answer as master.
+    #[arg(long, default_value = "127.0.0.1:12346")]
+    pub backup: String,
+    /// This slave's name, unique in the cluster (default: slave-<pid>).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Silence from the master after which the slave reconnects.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub master_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The master's address.
+    #[arg(long, default_value = "127.0.0.1:12345")]
+    pub master: String,
+    /// The backup's address, tried when the master is unreachable or not master.
+    #[arg(long, default_value = "127.0.0.1:12346")]
+    pub backup: String,
+    /// Time to wait for an answer.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+    #[command(subcommand)]
+    pub command: Option<ClientCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Print the value of KEY (exit 1 if it is missing).
+    Get { key: String },
+    /// Store VALUE under KEY and print OK.
+    Put { key: String, value: String },
+    /// Delete KEY and print OK.
+    Del { key: String },
+    /// Print the master's view: role, epoch, slaves and their key counts.
+    Status {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Number of slaves.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub slaves: u32,
+    /// Folder for the nodes' logs (default: a new temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Address of the master.
+    #[arg(long, default_value = "127.0.0.1:12345")]
+    pub listen: String,
+    /// Replication factor.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+}

@@ -1,0 +1,141 @@
+//! `nodes cluster`: a master and N slaves on this machine, as child processes of this one.
+//! Their logs go to files in the cluster's folder; the addresses go to stdout. Ctrl-C or
+//! SIGTERM stops them all (SIGTERM, then SIGKILL for any that lingers).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::args::ClusterArgs;
+use crate::serve::{announce, shutdown_signal};
+
+struct Node {
+    name: String,
+    child: Child,
+}
+
+pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("kvstore-cluster-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let exe = std::env::current_exe().context("cannot find the nodes binary")?;
+    actix_rt::System::new().block_on(async move {
+        let mut nodes = Vec::new();
+        let result = start_all(&exe, &dir, &args, &mut nodes).await;
+        if result.is_ok() {
+            announce(&format!("cluster running; logs in {}; Ctrl-C stops it", dir.display()));
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                name = first_exit(&mut nodes) => tracing::error!(node = %name, "a node exited; stopping the cluster"),
+            }
+        }
+        stop_all(&mut nodes).await;
+        result
+    })
+}
+
+async fn start_all(
+    exe: &Path,
+    dir: &Path,
+    args: &ClusterArgs,
+    nodes: &mut Vec<Node>,
+) -> anyhow::Result<()> {
+    let replicas = args.replicas.to_string();
+    let master_args = ["master", "--listen", &args.listen, "--replicas", &replicas];
+    let master = spawn(exe, dir, "master", &master_args)?;
+    nodes.push(master);
+    let addr = listening_addr(nodes.last_mut().expect("just pushed")).await?;
+    announce(&format!("master  {addr}  pid {}", pid(&nodes[0])));
+    for i in 1..=args.slaves {
+        let name = format!("slave-{i}");
+        let slave = spawn(
+            exe,
+            dir,
+            &name,
+            &["slave", "--master", &addr, "--id", &name],
+        )?;
+        announce(&format!(
+            "{name} -> {addr}  pid {}",
+            slave.child.id().unwrap_or(0)
+        ));
+        nodes.push(slave);
+    }
+    Ok(())
+}
+
+fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<Node> {
+    let log_path: PathBuf = dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Node {
+        name: name.to_string(),
+        child,
+    })
+}
+
+/// Reads the node's `listening on ADDR` line, then keeps draining its stdout.
+async fn listening_addr(node: &mut Node) -> anyhow::Result<String> {
+    let Some(stdout) = node.child.stdout.take() else {
+        bail!("{} has no stdout", node.name)
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let wait = tokio::time::timeout(Duration::from_secs(10), lines.next_line());
+    let line = match wait.await {
+        Ok(Ok(Some(line))) => line,
+        Ok(Ok(None)) | Ok(Err(_)) => bail!("{} exited before listening; see its log", node.name),
+        Err(_) => bail!("{} did not start listening within 10 s", node.name),
+    };
+    let Some(addr) = line.strip_prefix("listening on ") else {
+        bail!("{} said {line:?}", node.name)
+    };
+    let addr = addr.trim().to_string();
+    actix_rt::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(addr)
+}
+
+async fn first_exit(nodes: &mut [Node]) -> String {
+    let waits = nodes.iter_mut().map(|n| {
+        Box::pin(async move {
+            let status = n.child.wait().await;
+            tracing::error!(node = %n.name, ?status, "node exited");
+            n.name.clone()
+        })
+    });
+    futures_util::future::select_all(waits).await.0
+}
+
+async fn stop_all(nodes: &mut [Node]) {
+    for node in nodes.iter() {
+        if let Some(id) = node.child.id() {
+            // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+            unsafe { libc::kill(id as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+    for node in nodes.iter_mut() {
+        if tokio::time::timeout(Duration::from_secs(5), node.child.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(node = %node.name, "did not stop on SIGTERM; killing it");
+            let _ = node.child.kill().await;
+        }
+    }
+}
+
+fn pid(node: &Node) -> u32 {
+    node.child.id().unwrap_or(0)
+}

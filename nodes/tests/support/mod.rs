@@ -1,0 +1,296 @@
+//! Test support: real `nodes` processes on free loopback ports, stopped when dropped (also
+//! when a test fails, in which case their logs are printed).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use actors::client::{Client, ClientConfig};
+use serde_json::Value as Json;
+
+pub const NODES: &str = env!("CARGO_BIN_EXE_nodes");
+/// An address where nothing listens: used as the "backup" so no test reaches a stray server.
+pub const NOWHERE: &str = "127.0.0.1:1";
+/// How long any awaited condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Fast failure detection for tests.
+pub const MASTER_FLAGS: &[&str] = &["--heartbeat-ms", "100", "--slave-timeout-ms", "800"];
+pub const SLAVE_FLAGS: &[&str] = &["--master-timeout-ms", "800"];
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh folder for one test's files.
+pub fn test_dir(name: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kvtest-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
+/// A child process of the `nodes` binary. Dropping it kills it.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
+}
+
+impl Proc {
+    pub fn spawn(dir: &std::path::Path, name: &str, args: &[&str]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let mut child = Command::new(NODES)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn nodes");
+        let stdout = child.stdout.take().map(BufReader::new);
+        Proc {
+            name: name.to_string(),
+            child,
+            log,
+            stdout,
+        }
+    }
+
+    /// Waits for the `listening on ADDR` line and returns ADDR.
+    pub fn listening_addr(&mut self) -> String {
+        let mut line = String::new();
+        let stdout = self.stdout.as_mut().expect("stdout");
+        stdout.read_line(&mut line).expect("read stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} printed {line:?} instead of its address; log:\n{}",
+                    self.name,
+                    self.log_text()
+                )
+            });
+        addr.to_string()
+    }
+
+    /// The raw stdout, for processes that print more than their address.
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.stdout.take().expect("stdout").into_inner()
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child with a valid signal number.
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "{} did not exit", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // A stopped process must be continued to die promptly on some kernels' accounting.
+        self.signal(libc::SIGCONT);
+        self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("---- last lines of {} ----", self.name);
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// A master and its slaves.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub addr: String,
+    pub master: Proc,
+    pub slaves: BTreeMap<String, Proc>,
+}
+
+impl Cluster {
+    /// A master on a free port with `slaves` slaves named slave-1.., all joined.
+    pub fn start(name: &str, slaves: usize, master_args: &[&str]) -> Cluster {
+        let dir = test_dir(name);
+        let mut args = vec!["master", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(MASTER_FLAGS);
+        args.extend_from_slice(master_args);
+        let mut master = Proc::spawn(&dir, "master", &args);
+        let addr = master.listening_addr();
+        let mut cluster = Cluster {
+            dir,
+            addr,
+            master,
+            slaves: BTreeMap::new(),
+        };
+        let names: Vec<String> = (1..=slaves).map(|i| format!("slave-{i}")).collect();
+        for name in &names {
+            cluster.start_slave(name);
+        }
+        cluster.wait_for_slaves(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        cluster
+    }
+
+    pub fn start_slave(&mut self, name: &str) {
+        let mut args = vec![
+            "slave", "--master", &self.addr, "--backup", NOWHERE, "--id", name,
+        ];
+        args.extend_from_slice(SLAVE_FLAGS);
+        let proc = Proc::spawn(&self.dir, name, &args);
+        self.slaves.insert(name.to_string(), proc);
+    }
+
+    pub fn slave(&mut self, name: &str) -> &mut Proc {
+        self.slaves.get_mut(name).expect("no such slave")
+    }
+
+    /// SIGKILL a slave.
+    pub fn kill_slave(&mut self, name: &str) {
+        if let Some(mut proc) = self.slaves.remove(name) {
+            proc.kill();
+        }
+    }
+
+    /// Runs `nodes client --master ADDR --backup NOWHERE ARGS...`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut all = vec!["client", "--master", &self.addr, "--backup", NOWHERE];
+        all.extend_from_slice(args);
+        Command::new(NODES).args(&all).output().expect("run client")
+    }
+
+    pub fn status(&self) -> Json {
+        let out = self.cli(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status is JSON")
+    }
+
+    /// Polls `status --json` until `done` holds.
+    pub fn wait_status(&self, what: &str, done: impl Fn(&Json) -> bool) -> Json {
+        let start = Instant::now();
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}; last status: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until exactly these slaves are members.
+    pub fn wait_for_slaves(&self, names: &[&str]) -> Json {
+        let mut want: Vec<&str> = names.to_vec();
+        want.sort();
+        self.wait_status(&format!("slaves {want:?}"), |s| slave_ids(s) == want)
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            servers: vec![self.addr.clone(), NOWHERE.to_string()],
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Runs `f` with a library client on a fresh actix system.
+    pub fn with_client<F, Fut, T>(&self, f: F) -> T
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let config = self.client_config();
+        actix_rt::System::new().block_on(async move { f(Client::start(config)).await })
+    }
+}
+
+/// Polls `probe` until it returns something, or fails the test at the deadline.
+pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "condition not reached within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn slave_ids(status: &Json) -> Vec<&str> {
+    let mut ids: Vec<&str> = status["slaves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub fn slave_field(status: &Json, id: &str, field: &str) -> u64 {
+    status["slaves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["id"] == id)
+        .and_then(|s| s[field].as_u64())
+        .unwrap_or(0)
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim_end().to_string()
+}
