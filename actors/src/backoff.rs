@@ -15,11 +15,7 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Backoff {
-            base,
-            cap,
-            attempt: 0,
-        }
+        Backoff { base, cap, attempt: 0 }
     }
 
     /// The delay before the next attempt; each call doubles the ceiling up to the cap.
@@ -53,10 +49,7 @@ mod tests {
         let delays: Vec<_> = (0..12).map(|_| backoff.next_delay(&mut rng)).collect();
         assert!(delays[0] >= Duration::from_millis(25) && delays[0] <= Duration::from_millis(50));
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
-        assert!(
-            delays[11] >= Duration::from_secs(1),
-            "late attempts wait near the cap"
-        );
+        assert!(delays[11] >= Duration::from_secs(1), "late attempts wait near the cap");
         backoff.reset();
         assert!(backoff.next_delay(&mut rng) <= Duration::from_millis(50));
     }

@@ -10,10 +10,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use net::{
-    encode_frame, FromServer, Hello, MsgCodec, PeerRole, ToServer, Welcome, WireError,
-    PROTOCOL_VERSION,
-};
+use net::{encode_frame, FromServer, Hello, MsgCodec, PeerRole, ToServer, Welcome, WireError, PROTOCOL_VERSION};
 
 use crate::error::Error;
 
@@ -48,41 +45,18 @@ impl std::fmt::Display for DialError {
 
 /// Connects to `addr` and completes the handshake as `role` within `deadline`.
 pub async fn dial(addr: &str, role: PeerRole, deadline: Duration) -> Result<Dialed, DialError> {
-    let failed = |reason: String| {
-        DialError::Failed(Error::Connect {
-            addr: addr.to_string(),
-            reason,
-        })
-    };
+    let failed = |reason: String| DialError::Failed(Error::Connect { addr: addr.to_string(), reason });
     let attempt = async {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| failed(e.to_string()))?;
+        let stream = TcpStream::connect(addr).await.map_err(|e| failed(e.to_string()))?;
+        stream.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
         let (read, mut writer) = stream.into_split();
         let mut hello = BytesMut::new();
-        encode_frame(
-            &ToServer::Hello(Hello {
-                protocol: PROTOCOL_VERSION,
-                role,
-            }),
-            &mut hello,
-        )
-        .map_err(|e| DialError::Failed(e.into()))?;
-        writer
-            .write_all(&hello)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        encode_frame(&ToServer::Hello(Hello { protocol: PROTOCOL_VERSION, role }), &mut hello)
+            .map_err(|e| DialError::Failed(e.into()))?;
+        writer.write_all(&hello).await.map_err(|e| failed(e.to_string()))?;
         let mut reader = FramedRead::new(read, MsgCodec::new());
         match reader.next().await {
-            Some(Ok(FromServer::Welcome(welcome))) => Ok(Dialed {
-                addr: addr.to_string(),
-                welcome,
-                reader,
-                writer,
-            }),
+            Some(Ok(FromServer::Welcome(welcome))) => Ok(Dialed { addr: addr.to_string(), welcome, reader, writer }),
             Some(Ok(FromServer::Error(err))) => Err(DialError::Refused(err)),
             Some(Ok(other)) => Err(failed(format!("expected a Welcome, got {other:?}"))),
             Some(Err(err)) => Err(DialError::Failed(err.into())),

@@ -31,6 +31,22 @@ pub enum Error {
     Net(#[from] NetError),
     #[error("the client was stopped")]
     Stopped,
+
+    // Storage: the data directory.
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    /// Damage that recovery must not paper over. Nothing on disk was changed.
+    #[error("{file}: corrupt at offset {offset}: {detail}")]
+    Corrupt { file: String, offset: u64, detail: String },
+    #[error("data directory {dir} is in use by another process")]
+    Locked { dir: String },
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
 }
 
 impl Error {
@@ -45,7 +61,10 @@ impl Error {
             | Error::BadInput(_)
             | Error::NoMaster(_)
             | Error::Connect { .. }
-            | Error::Net(_) => false,
+            | Error::Net(_)
+            | Error::Io { .. }
+            | Error::Corrupt { .. }
+            | Error::Locked { .. } => false,
         }
     }
 }

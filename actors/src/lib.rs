@@ -26,5 +26,6 @@ pub mod error;
 pub mod master;
 pub mod outbox;
 pub mod slave;
+pub mod wal;
 
 pub use error::Error;

@@ -60,10 +60,7 @@ impl<Out: Serialize + Send + 'static> Outbox<Out> {
     }
 }
 
-async fn write_loop<Out: Serialize>(
-    mut write: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-) {
+async fn write_loop<Out: Serialize>(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {

@@ -45,17 +45,12 @@ impl<In: DeserializeOwned, Out> Decoder for MsgCodec<In, Out> {
             Ok(None) => return Ok(None),
             Err(err) => {
                 return Err(match announced {
-                    Some(len) if len > MAX_FRAME_LEN => NetError::FrameTooLong {
-                        len,
-                        max: MAX_FRAME_LEN,
-                    },
+                    Some(len) if len > MAX_FRAME_LEN => NetError::FrameTooLong { len, max: MAX_FRAME_LEN },
                     _ => NetError::Io(err),
                 })
             }
         };
-        rmp_serde::from_slice(&frame)
-            .map(Some)
-            .map_err(|e| NetError::Decode(e.to_string()))
+        rmp_serde::from_slice(&frame).map(Some).map_err(|e| NetError::Decode(e.to_string()))
     }
 }
 
@@ -78,9 +73,7 @@ pub fn encode_frame<T: Serialize + ?Sized>(item: &T, dst: &mut BytesMut) -> Resu
     let body = dst.len() - start - LENGTH_PREFIX_LEN;
     if body > MAX_FRAME_LEN {
         dst.truncate(start);
-        return Err(NetError::Encode(format!(
-            "frame of {body} bytes is over the limit of {MAX_FRAME_LEN}"
-        )));
+        return Err(NetError::Encode(format!("frame of {body} bytes is over the limit of {MAX_FRAME_LEN}")));
     }
     dst[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&(body as u32).to_be_bytes());
     Ok(())
@@ -108,16 +101,8 @@ mod tests {
 
     #[test]
     fn frames_round_trip_even_when_split() {
-        let hello = ToServer::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            role: PeerRole::Client,
-        });
-        let get = ToServer::Request {
-            id: 7,
-            op: ClientOp::Get {
-                key: Key::new("k").unwrap(),
-            },
-        };
+        let hello = ToServer::Hello(Hello { protocol: PROTOCOL_VERSION, role: PeerRole::Client });
+        let get = ToServer::Request { id: 7, op: ClientOp::Get { key: Key::new("k").unwrap() } };
         let mut wire = encoded(&hello);
         wire.extend_from_slice(&encoded(&get));
 
@@ -145,17 +130,11 @@ mod tests {
         let mut garbage = BytesMut::new();
         garbage.put_u32(3);
         garbage.put_slice(&[0xc1, 0xff, 0x00]);
-        assert!(matches!(
-            ServerCodec::new().decode(&mut garbage),
-            Err(NetError::Decode(_))
-        ));
+        assert!(matches!(ServerCodec::new().decode(&mut garbage), Err(NetError::Decode(_))));
 
         let mut unknown = BytesMut::new();
         encode_frame(&serde_json_like_unknown(), &mut unknown).unwrap();
-        assert!(matches!(
-            ServerCodec::new().decode(&mut unknown),
-            Err(NetError::Decode(_))
-        ));
+        assert!(matches!(ServerCodec::new().decode(&mut unknown), Err(NetError::Decode(_))));
     }
 
     fn serde_json_like_unknown() -> std::collections::BTreeMap<String, u32> {
@@ -166,8 +145,6 @@ mod tests {
     fn decode_errors_become_bad_frame_errors() {
         let err = NetError::Decode("x".into()).to_wire().unwrap();
         assert!(matches!(err, WireError::BadFrame { .. }));
-        assert!(NetError::Io(std::io::ErrorKind::BrokenPipe.into())
-            .to_wire()
-            .is_none());
+        assert!(NetError::Io(std::io::ErrorKind::BrokenPipe.into()).to_wire().is_none());
     }
 }

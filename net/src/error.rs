@@ -46,39 +46,27 @@ pub enum WireError {
 
 impl WireError {
     pub fn bad_frame(detail: impl Into<String>) -> Self {
-        WireError::BadFrame {
-            detail: clip(detail.into()),
-        }
+        WireError::BadFrame { detail: clip(detail.into()) }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        WireError::BadRequest {
-            detail: clip(detail.into()),
-        }
+        WireError::BadRequest { detail: clip(detail.into()) }
     }
 
     pub fn protocol(detail: impl Into<String>) -> Self {
-        WireError::Protocol {
-            detail: clip(detail.into()),
-        }
+        WireError::Protocol { detail: clip(detail.into()) }
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        WireError::Unavailable {
-            detail: clip(detail.into()),
-        }
+        WireError::Unavailable { detail: clip(detail.into()) }
     }
 
     pub fn outcome_unknown(detail: impl Into<String>) -> Self {
-        WireError::OutcomeUnknown {
-            detail: clip(detail.into()),
-        }
+        WireError::OutcomeUnknown { detail: clip(detail.into()) }
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
-        WireError::Internal {
-            detail: clip(detail.into()),
-        }
+        WireError::Internal { detail: clip(detail.into()) }
     }
 }
 
@@ -116,9 +104,7 @@ impl NetError {
     pub fn to_wire(&self) -> Option<WireError> {
         match self {
             NetError::Io(_) | NetError::Encode(_) => None,
-            NetError::FrameTooLong { .. } | NetError::Decode(_) => {
-                Some(WireError::bad_frame(self.to_string()))
-            }
+            NetError::FrameTooLong { .. } | NetError::Decode(_) => Some(WireError::bad_frame(self.to_string())),
         }
     }
 }

@@ -9,40 +9,28 @@ use crate::limits::MAX_NODE_ID_LEN;
 
 /// A master term. Every takeover (and every restart of a master) starts a new, higher epoch;
 /// slaves refuse requests that carry an older one.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Epoch(pub u64);
 
 /// A per-epoch write counter assigned by the master.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Seq(pub u64);
 
 /// The version of a write: ordered by epoch, then by sequence number. A replica keeps the
 /// highest version it has seen for a key, so retries, reordering and repair are harmless.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Version {
     pub epoch: Epoch,
     pub seq: Seq,
 }
 
 impl Version {
-    pub const ZERO: Version = Version {
-        epoch: Epoch(0),
-        seq: Seq(0),
-    };
+    pub const ZERO: Version = Version { epoch: Epoch(0), seq: Seq(0) };
 
     pub fn new(epoch: u64, seq: u64) -> Self {
-        Version {
-            epoch: Epoch(epoch),
-            seq: Seq(seq),
-        }
+        Version { epoch: Epoch(epoch), seq: Seq(seq) }
     }
 }
 
@@ -62,18 +50,14 @@ impl fmt::Display for Epoch {
 pub type RequestId = u64;
 
 /// A position in the master's write-ahead log.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Lsn(pub u64);
 
 /// A random number a slave draws when its process starts. Slaves keep their data in memory,
 /// so a slave that comes back with a new incarnation has forgotten everything it acknowledged
 /// before; the master must not count it toward a quorum until it holds data again.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Incarnation(pub u64);
 
@@ -87,15 +71,10 @@ impl NodeId {
     /// Checks a name that came from outside.
     pub fn parse(name: &str) -> Result<NodeId, String> {
         if name.is_empty() || name.len() > MAX_NODE_ID_LEN {
-            return Err(format!(
-                "node id must be 1..={MAX_NODE_ID_LEN} bytes, got {}",
-                name.len()
-            ));
+            return Err(format!("node id must be 1..={MAX_NODE_ID_LEN} bytes, got {}", name.len()));
         }
         if !name.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!(
-                "node id {name:?} must be printable ASCII without spaces"
-            ));
+            return Err(format!("node id {name:?} must be printable ASCII without spaces"));
         }
         Ok(NodeId(name.to_string()))
     }

@@ -14,6 +14,7 @@
 //! - `payload.rs`: `Key` and `Value`, byte strings whose deserializer checks the length
 //!   before copying.
 //! - `message.rs`: the frames themselves: handshake, client, slave and status messages.
+//! - `log.rs`: write-ahead log records (on disk, and shipped to the standby).
 //! - `error.rs`: [`WireError`] (errors that travel in frames) and [`NetError`] (what can go
 //!   wrong while reading or writing frames).
 //! - `codec.rs`: [`MsgCodec`], the tokio-util codec that turns frames into messages.
@@ -24,14 +25,16 @@ mod codec;
 mod error;
 mod ids;
 pub mod limits;
+mod log;
 mod message;
 mod payload;
 
 pub use codec::{encode_frame, MsgCodec};
 pub use error::{NetError, WireError};
 pub use ids::{Epoch, Incarnation, Lsn, NodeId, RequestId, Seq, Version};
+pub use log::LogRecord;
 pub use message::{
-    ClientOp, ClientReply, Entry, FromServer, Hello, PeerRole, ServerRole, SlaveOp, SlaveReply,
-    SlaveStatus, StatusReport, ToServer, Welcome, PROTOCOL_VERSION,
+    ClientOp, ClientReply, Entry, FromServer, Hello, PeerRole, ServerRole, SlaveOp, SlaveReply, SlaveStatus,
+    StatusReport, ToServer, Welcome, PROTOCOL_VERSION,
 };
 pub use payload::{Key, Value};

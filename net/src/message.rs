@@ -86,10 +86,7 @@ pub enum ToServer {
     /// A client request. `id` is chosen by the client and echoed in the response.
     Request { id: RequestId, op: ClientOp },
     /// A slave's answer to a [`FromServer::SlaveRequest`] with the same `id`.
-    SlaveResponse {
-        id: RequestId,
-        result: Result<SlaveReply, WireError>,
-    },
+    SlaveResponse { id: RequestId, result: Result<SlaveReply, WireError> },
     /// A connection-level error (a slave refusing a malformed frame from its master); the
     /// sender closes the connection after it.
     Error(WireError),
@@ -101,16 +98,9 @@ pub enum FromServer {
     /// The answer to a good [`Hello`].
     Welcome(Welcome),
     /// The answer to a client `Request` with the same `id`.
-    Response {
-        id: RequestId,
-        result: Result<ClientReply, WireError>,
-    },
+    Response { id: RequestId, result: Result<ClientReply, WireError> },
     /// A request to a slave, carrying the sender's epoch for fencing.
-    SlaveRequest {
-        id: RequestId,
-        epoch: Epoch,
-        op: SlaveOp,
-    },
+    SlaveRequest { id: RequestId, epoch: Epoch, op: SlaveOp },
     /// A connection-level error; the server closes the connection after sending it.
     Error(WireError),
 }
@@ -137,10 +127,7 @@ pub enum ClientOp {
 pub enum ClientReply {
     /// For `Get`: the value, or `None` for a key that is missing or deleted, and the version
     /// that was read (`None` when no replica ever held the key).
-    Value {
-        value: Option<Value>,
-        version: Option<Version>,
-    },
+    Value { value: Option<Value>, version: Option<Version> },
     /// For `Put` and `Del`: the write is durable on a majority of the key's replicas.
     Written { version: Version },
     /// For `Status`.
@@ -162,11 +149,7 @@ pub enum SlaveOp {
     Read { key: Key },
     /// Store `value` (a tombstone when `None`) at `version`, unless the slave already holds
     /// the key at this version or a newer one.
-    Write {
-        key: Key,
-        version: Version,
-        value: Option<Value>,
-    },
+    Write { key: Key, version: Version, value: Option<Value> },
     /// Heartbeat.
     Ping,
 }

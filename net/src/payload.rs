@@ -59,9 +59,7 @@ fn check_key_len(len: usize) -> Result<(), String> {
     if len == 0 {
         Err("empty key".to_string())
     } else if len > MAX_KEY_LEN {
-        Err(format!(
-            "key of {len} bytes is over the limit of {MAX_KEY_LEN}"
-        ))
+        Err(format!("key of {len} bytes is over the limit of {MAX_KEY_LEN}"))
     } else {
         Ok(())
     }
@@ -69,9 +67,7 @@ fn check_key_len(len: usize) -> Result<(), String> {
 
 fn check_value_len(len: usize) -> Result<(), String> {
     if len > MAX_VALUE_LEN {
-        Err(format!(
-            "value of {len} bytes is over the limit of {MAX_VALUE_LEN}"
-        ))
+        Err(format!("value of {len} bytes is over the limit of {MAX_VALUE_LEN}"))
     } else {
         Ok(())
     }
@@ -142,21 +138,13 @@ impl<'de> Visitor<'de> for BoundedBytes {
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
-        d.deserialize_bytes(BoundedBytes {
-            what: "key",
-            check: check_key_len,
-        })
-        .map(Key)
+        d.deserialize_bytes(BoundedBytes { what: "key", check: check_key_len }).map(Key)
     }
 }
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        d.deserialize_bytes(BoundedBytes {
-            what: "value",
-            check: check_value_len,
-        })
-        .map(Value)
+        d.deserialize_bytes(BoundedBytes { what: "value", check: check_value_len }).map(Value)
     }
 }
 
@@ -190,9 +178,6 @@ mod tests {
     #[test]
     fn text_keys_are_accepted() {
         let encoded = rmp_serde::to_vec("user:1").unwrap();
-        assert_eq!(
-            rmp_serde::from_slice::<Key>(&encoded).unwrap().as_bytes(),
-            b"user:1"
-        );
+        assert_eq!(rmp_serde::from_slice::<Key>(&encoded).unwrap().as_bytes(), b"user:1");
     }
 }

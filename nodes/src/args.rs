@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "nodes",
-    version,
-    about = "A fault-tolerant, replicated key-value store"
-)]
+#[command(name = "nodes", version, about = "A fault-tolerant, replicated key-value store")]
 #[command(args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -52,6 +48,26 @@ pub struct MasterArgs {
     /// Time a new connection has to send its handshake.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout_ms: u64,
+    /// Background copies (refilling slaves, re-replicating keys) in flight at once; 0 turns
+    /// background repair off and leaves it to reads.
+    #[arg(long, default_value_t = 32)]
+    pub repair_concurrency: usize,
+    /// Where the write-ahead log and snapshots live (locked while the master runs).
+    #[arg(long, default_value = "master-data")]
+    pub data_dir: PathBuf,
+    /// `always`: fdatasync every group commit before acknowledging. `none`: never fsync,
+    /// so a machine crash can lose acknowledged writes -- for benchmarks only.
+    #[arg(long, value_enum, default_value_t = WalSync::Always)]
+    pub wal_sync: WalSync,
+    /// Write a snapshot (and drop the log before it) when the log passes this many MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_after_mb: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WalSync {
+    Always,
+    None,
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +122,7 @@ pub struct ClusterArgs {
     /// Number of slaves.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub slaves: u32,
-    /// Folder for the nodes' logs (default: a new temporary folder).
+    /// Folder for the nodes' logs and data (default: a new temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Address of the master.

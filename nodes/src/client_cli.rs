@@ -76,17 +76,9 @@ fn print_value(value: &Bytes) {
 pub fn render_status(report: &StatusReport) -> String {
     let mut out = format!(
         "node {} ({:?}), epoch {}, replicas {}\nkeys {}, under-replicated {}\n",
-        report.node,
-        report.role,
-        report.epoch,
-        report.replicas,
-        report.keys,
-        report.under_replicated
+        report.node, report.role, report.epoch, report.replicas, report.keys, report.under_replicated
     );
-    out.push_str(&format!(
-        "{:<16} {:<22} {:>10} {:>10}\n",
-        "slave", "address", "held", "placed"
-    ));
+    out.push_str(&format!("{:<16} {:<22} {:>10} {:>10}\n", "slave", "address", "held", "placed"));
     for slave in &report.slaves {
         out.push_str(&format!(
             "{:<16} {:<22} {:>10} {:>10}\n",
@@ -160,11 +152,7 @@ fn outcome<T>(result: Result<T, Error>) -> String {
 
 fn prompt(server: &Option<ServerInfo>) -> String {
     match server {
-        Some(info) => format!(
-            "{:?} {} {}",
-            info.welcome.role, info.welcome.node, info.addr
-        )
-        .to_lowercase(),
+        Some(info) => format!("{:?} {} {}", info.welcome.role, info.welcome.node, info.addr).to_lowercase(),
         None => "not connected".to_string(),
     }
 }

@@ -40,30 +40,19 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn start_all(
-    exe: &Path,
-    dir: &Path,
-    args: &ClusterArgs,
-    nodes: &mut Vec<Node>,
-) -> anyhow::Result<()> {
+async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<Node>) -> anyhow::Result<()> {
     let replicas = args.replicas.to_string();
-    let master_args = ["master", "--listen", &args.listen, "--replicas", &replicas];
+    let data = dir.join("master");
+    let data = data.to_str().context("the cluster folder's path is not UTF-8")?;
+    let master_args = ["master", "--listen", &args.listen, "--replicas", &replicas, "--data-dir", data];
     let master = spawn(exe, dir, "master", &master_args)?;
     nodes.push(master);
     let addr = listening_addr(nodes.last_mut().expect("just pushed")).await?;
     announce(&format!("master  {addr}  pid {}", pid(&nodes[0])));
     for i in 1..=args.slaves {
         let name = format!("slave-{i}");
-        let slave = spawn(
-            exe,
-            dir,
-            &name,
-            &["slave", "--master", &addr, "--id", &name],
-        )?;
-        announce(&format!(
-            "{name} -> {addr}  pid {}",
-            slave.child.id().unwrap_or(0)
-        ));
+        let slave = spawn(exe, dir, &name, &["slave", "--master", &addr, "--id", &name])?;
+        announce(&format!("{name} -> {addr}  pid {}", slave.child.id().unwrap_or(0)));
         nodes.push(slave);
     }
     Ok(())
@@ -71,8 +60,7 @@ async fn start_all(
 
 fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<Node> {
     let log_path: PathBuf = dir.join(format!("{name}.log"));
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -81,17 +69,12 @@ fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<No
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {name}"))?;
-    Ok(Node {
-        name: name.to_string(),
-        child,
-    })
+    Ok(Node { name: name.to_string(), child })
 }
 
 /// Reads the node's `listening on ADDR` line, then keeps draining its stdout.
 async fn listening_addr(node: &mut Node) -> anyhow::Result<String> {
-    let Some(stdout) = node.child.stdout.take() else {
-        bail!("{} has no stdout", node.name)
-    };
+    let Some(stdout) = node.child.stdout.take() else { bail!("{} has no stdout", node.name) };
     let mut lines = BufReader::new(stdout).lines();
     let wait = tokio::time::timeout(Duration::from_secs(10), lines.next_line());
     let line = match wait.await {
@@ -99,9 +82,7 @@ async fn listening_addr(node: &mut Node) -> anyhow::Result<String> {
         Ok(Ok(None)) | Ok(Err(_)) => bail!("{} exited before listening; see its log", node.name),
         Err(_) => bail!("{} did not start listening within 10 s", node.name),
     };
-    let Some(addr) = line.strip_prefix("listening on ") else {
-        bail!("{} said {line:?}", node.name)
-    };
+    let Some(addr) = line.strip_prefix("listening on ") else { bail!("{} said {line:?}", node.name) };
     let addr = addr.trim().to_string();
     actix_rt::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(addr)
@@ -126,10 +107,7 @@ async fn stop_all(nodes: &mut [Node]) {
         }
     }
     for node in nodes.iter_mut() {
-        if tokio::time::timeout(Duration::from_secs(5), node.child.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(5), node.child.wait()).await.is_err() {
             tracing::warn!(node = %node.name, "did not stop on SIGTERM; killing it");
             let _ = node.child.kill().await;
         }

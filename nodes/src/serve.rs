@@ -7,30 +7,23 @@ use std::time::Duration;
 use anyhow::Context as _;
 use net::{Incarnation, NodeId};
 
-use actors::master::{start_master, Heartbeat, MasterConfig};
+use actors::master::{start_master, Heartbeat, MasterConfig, WalConfig};
 use actors::slave::{start_slave, SlaveConfig};
 
-use crate::args::{MasterArgs, SlaveArgs};
+use crate::args::{MasterArgs, SlaveArgs, WalSync};
 
 /// Logs to stderr; `RUST_LOG` sets the level (default `default_level`).
 pub fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };
@@ -52,22 +45,26 @@ pub fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         },
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
         seed: rand::random(),
+        repair_concurrency: args.repair_concurrency,
+        data_dir: args.data_dir.clone(),
+        wal: WalConfig {
+            sync: args.wal_sync == WalSync::Always,
+            snapshot_after_bytes: args.snapshot_after_mb.saturating_mul(1 << 20),
+        },
     };
     actix_rt::System::new().block_on(async move {
         let master = start_master(&args.listen, config)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("master on {}", args.data_dir.display()))?;
         announce(&format!("listening on {}", master.addr));
-        tracing::info!(addr = %master.addr, replicas = args.replicas, "master started");
+        tracing::info!(addr = %master.addr, epoch = %master.epoch, replicas = args.replicas, "master started");
         shutdown_signal().await;
         Ok(())
     })
 }
 
 pub fn run_slave(args: SlaveArgs) -> anyhow::Result<()> {
-    let id = args
-        .id
-        .unwrap_or_else(|| format!("slave-{}", std::process::id()));
+    let id = args.id.unwrap_or_else(|| format!("slave-{}", std::process::id()));
     let config = SlaveConfig {
         id: NodeId::parse(&id).map_err(anyhow::Error::msg)?,
         incarnation: Incarnation(rand::random()),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use net::{
-    encode_frame, ClientOp, Epoch, FromServer, Hello, Key, MsgCodec, PeerRole, ServerRole, SlaveOp,
-    SlaveReply, ToServer, Value, Version, Welcome, WireError, PROTOCOL_VERSION,
+    encode_frame, ClientOp, Epoch, FromServer, Hello, Key, MsgCodec, PeerRole, ServerRole, SlaveOp, SlaveReply,
+    ToServer, Value, Version, Welcome, WireError, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use support::{Cluster, Proc};
@@ -24,10 +24,7 @@ fn frame<T: Serialize>(msg: &T) -> Vec<u8> {
 }
 
 fn client_hello() -> Vec<u8> {
-    frame(&ToServer::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
-        role: PeerRole::Client,
-    }))
+    frame(&ToServer::Hello(Hello { protocol: PROTOCOL_VERSION, role: PeerRole::Client }))
 }
 
 /// Mirrors of the wire types with unchecked byte fields, to send what our types refuse.
@@ -47,17 +44,12 @@ enum RawOp {
 }
 
 fn raw_put(key: Vec<u8>, value: Vec<u8>) -> Vec<u8> {
-    frame(&RawToServer::Request {
-        id: 1,
-        op: RawOp::Put { key, value },
-    })
+    frame(&RawToServer::Request { id: 1, op: RawOp::Put { key, value } })
 }
 
 /// Everything the server sent until it closed the connection, decoded.
 fn frames_until_close(stream: &mut TcpStream) -> Vec<FromServer> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 65536];
     loop {
@@ -71,10 +63,7 @@ fn frames_until_close(stream: &mut TcpStream) -> Vec<FromServer> {
     let mut codec = MsgCodec::<FromServer, ToServer>::new();
     let mut buf = BytesMut::from(&bytes[..]);
     let mut out = Vec::new();
-    while let Some(msg) = codec
-        .decode(&mut buf)
-        .expect("the server sends valid frames")
-    {
+    while let Some(msg) = codec.decode(&mut buf).expect("the server sends valid frames") {
         out.push(msg);
     }
     out
@@ -111,14 +100,8 @@ fn the_master_answers_bad_input_with_an_error_and_keeps_serving() {
     not_msgpack.put_u32(3);
     not_msgpack.put_slice(&[0xc1, 0xc1, 0xc1]);
     let unknown = frame(&std::collections::BTreeMap::from([("Launch", 1)]));
-    let early = frame(&ToServer::Request {
-        id: 1,
-        op: ClientOp::Status,
-    });
-    let wrong_version = frame(&ToServer::Hello(Hello {
-        protocol: 999,
-        role: PeerRole::Client,
-    }));
+    let early = frame(&ToServer::Request { id: 1, op: ClientOp::Status });
+    let wrong_version = frame(&ToServer::Hello(Hello { protocol: 999, role: PeerRole::Client }));
     let slave_on_client = [
         client_hello(),
         frame(&ToServer::Hello(Hello {
@@ -136,52 +119,23 @@ fn the_master_answers_bad_input_with_an_error_and_keeps_serving() {
     let with_hello = |payload: Vec<u8>| [client_hello(), payload].concat();
 
     let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
-        (
-            "garbage",
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-            |e| matches!(e, WireError::BadFrame { .. }),
-        ),
-        ("length over the limit", over_limit.to_vec(), |e| {
-            e.to_string().contains("over the limit")
+        ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), |e| matches!(e, WireError::BadFrame { .. })),
+        ("length over the limit", over_limit.to_vec(), |e| e.to_string().contains("over the limit")),
+        ("not MessagePack", not_msgpack.to_vec(), |e| matches!(e, WireError::BadFrame { .. })),
+        ("unknown message", unknown, |e| matches!(e, WireError::BadFrame { .. })),
+        ("request before the handshake", early, |e| e.to_string().contains("first frame must be Hello")),
+        ("wrong protocol version", wrong_version, |e| e.to_string().contains("protocol version 999")),
+        ("slave handshake on a client connection", slave_on_client, |e| {
+            e.to_string().contains("handshake already done")
         }),
-        ("not MessagePack", not_msgpack.to_vec(), |e| {
-            matches!(e, WireError::BadFrame { .. })
+        ("empty key", with_hello(raw_put(vec![], b"v".to_vec())), |e| e.to_string().contains("empty key")),
+        ("oversized key", with_hello(raw_put(vec![b'k'; 1025], b"v".to_vec())), |e| {
+            e.to_string().contains("key of 1025 bytes")
         }),
-        ("unknown message", unknown, |e| {
-            matches!(e, WireError::BadFrame { .. })
+        ("oversized value", with_hello(raw_put(b"k".to_vec(), vec![b'v'; net::limits::MAX_VALUE_LEN + 1])), |e| {
+            e.to_string().contains("value of 1048577 bytes")
         }),
-        ("request before the handshake", early, |e| {
-            e.to_string().contains("first frame must be Hello")
-        }),
-        ("wrong protocol version", wrong_version, |e| {
-            e.to_string().contains("protocol version 999")
-        }),
-        (
-            "slave handshake on a client connection",
-            slave_on_client,
-            |e| e.to_string().contains("handshake already done"),
-        ),
-        (
-            "empty key",
-            with_hello(raw_put(vec![], b"v".to_vec())),
-            |e| e.to_string().contains("empty key"),
-        ),
-        (
-            "oversized key",
-            with_hello(raw_put(vec![b'k'; 1025], b"v".to_vec())),
-            |e| e.to_string().contains("key of 1025 bytes"),
-        ),
-        (
-            "oversized value",
-            with_hello(raw_put(
-                b"k".to_vec(),
-                vec![b'v'; net::limits::MAX_VALUE_LEN + 1],
-            )),
-            |e| e.to_string().contains("value of 1048577 bytes"),
-        ),
-        ("silence", Vec::new(), |e| {
-            e.to_string().contains("no handshake within")
-        }),
+        ("silence", Vec::new(), |e| e.to_string().contains("no handshake within")),
     ];
     for (name, payload, expected) in cases {
         let err = send_bad(&cluster.addr, &payload);
@@ -190,24 +144,13 @@ fn the_master_answers_bad_input_with_an_error_and_keeps_serving() {
     }
 
     // The bystander's connection still works, and so does a new client; the data is whole.
-    let get = frame(&ToServer::Request {
-        id: 42,
-        op: ClientOp::Get {
-            key: Key::new("precious").unwrap(),
-        },
-    });
+    let get = frame(&ToServer::Request { id: 42, op: ClientOp::Get { key: Key::new("precious").unwrap() } });
     bystander.write_all(&get).unwrap();
     bystander.shutdown(std::net::Shutdown::Write).unwrap();
     let replies = frames_until_close(&mut bystander);
-    assert!(
-        matches!(replies.first(), Some(FromServer::Welcome(_))),
-        "{replies:?}"
-    );
+    assert!(matches!(replies.first(), Some(FromServer::Welcome(_))), "{replies:?}");
     match replies.get(1) {
-        Some(FromServer::Response {
-            id: 42,
-            result: Ok(net::ClientReply::Value { value: Some(v), .. }),
-        }) => {
+        Some(FromServer::Response { id: 42, result: Ok(net::ClientReply::Value { value: Some(v), .. }) }) => {
             assert_eq!(v.as_bytes(), b"data")
         }
         other => panic!("bystander got {other:?}"),
@@ -236,9 +179,7 @@ struct FakeMaster {
 
 impl FakeMaster {
     fn new() -> Self {
-        FakeMaster {
-            listener: TcpListener::bind("127.0.0.1:0").unwrap(),
-        }
+        FakeMaster { listener: TcpListener::bind("127.0.0.1:0").unwrap() }
     }
 
     fn addr(&self) -> String {
@@ -249,26 +190,20 @@ impl FakeMaster {
     fn accept(&self) -> (TcpStream, PeerRole) {
         let (mut stream, _) = self.listener.accept().unwrap();
         let hello = read_frame::<ToServer>(&mut stream);
-        let ToServer::Hello(Hello { role, .. }) = hello else {
-            panic!("expected Hello, got {hello:?}")
-        };
+        let ToServer::Hello(Hello { role, .. }) = hello else { panic!("expected Hello, got {hello:?}") };
         let welcome = Welcome {
             protocol: PROTOCOL_VERSION,
             node: net::NodeId("fake".into()),
             role: ServerRole::Master,
             epoch: Epoch(1),
         };
-        stream
-            .write_all(&frame(&FromServer::Welcome(welcome)))
-            .unwrap();
+        stream.write_all(&frame(&FromServer::Welcome(welcome))).unwrap();
         (stream, role)
     }
 }
 
 fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut TcpStream) -> T {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).unwrap();
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
@@ -277,13 +212,7 @@ fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut TcpStream) -> T {
 }
 
 fn slave_request(stream: &mut TcpStream, id: u64, op: SlaveOp) -> Result<SlaveReply, WireError> {
-    stream
-        .write_all(&frame(&FromServer::SlaveRequest {
-            id,
-            epoch: Epoch(1),
-            op,
-        }))
-        .unwrap();
+    stream.write_all(&frame(&FromServer::SlaveRequest { id, epoch: Epoch(1), op })).unwrap();
     match read_frame::<ToServer>(stream) {
         ToServer::SlaveResponse { id: got, result } if got == id => result,
         other => panic!("expected the response to {id}, got {other:?}"),
@@ -294,48 +223,23 @@ fn slave_request(stream: &mut TcpStream, id: u64, op: SlaveOp) -> Result<SlaveRe
 fn the_slave_answers_bad_input_with_an_error_and_keeps_its_data() {
     let fake = FakeMaster::new();
     let dir = support::test_dir("bad-slave");
-    let mut slave = Proc::spawn(
-        &dir,
-        "slave",
-        &[
-            "slave",
-            "--master",
-            &fake.addr(),
-            "--backup",
-            support::NOWHERE,
-            "--id",
-            "s1",
-        ],
-    );
+    let mut slave =
+        Proc::spawn(&dir, "slave", &["slave", "--master", &fake.addr(), "--backup", support::NOWHERE, "--id", "s1"]);
 
     let (mut conn, _) = fake.accept();
     let key = Key::new("k").unwrap();
-    let write = SlaveOp::Write {
-        key: key.clone(),
-        version: Version::new(1, 1),
-        value: Some(Value::new("v").unwrap()),
-    };
-    assert_eq!(
-        slave_request(&mut conn, 1, write),
-        Ok(SlaveReply::Written {
-            current: Version::new(1, 1)
-        })
-    );
+    let write = SlaveOp::Write { key: key.clone(), version: Version::new(1, 1), value: Some(Value::new("v").unwrap()) };
+    assert_eq!(slave_request(&mut conn, 1, write), Ok(SlaveReply::Written { current: Version::new(1, 1) }));
 
     let mut garbage = BytesMut::new();
     garbage.put_u32(4);
     garbage.put_slice(b"\xc1junk");
-    let oversized = (net::limits::MAX_FRAME_LEN as u32 + 1)
-        .to_be_bytes()
-        .to_vec();
+    let oversized = (net::limits::MAX_FRAME_LEN as u32 + 1).to_be_bytes().to_vec();
     for (name, payload) in [("garbage", garbage.to_vec()), ("oversized", oversized)] {
         conn.write_all(&payload).unwrap();
         let frames = slave_frames_until_close(&mut conn);
         assert!(
-            matches!(
-                frames.last(),
-                Some(ToServer::Error(WireError::BadFrame { .. }))
-            ),
+            matches!(frames.last(), Some(ToServer::Error(WireError::BadFrame { .. }))),
             "{name}: slave sent {frames:?}"
         );
         assert!(slave.is_running(), "{name} killed the slave");
@@ -343,25 +247,16 @@ fn the_slave_answers_bad_input_with_an_error_and_keeps_its_data() {
         // The slave reconnects by itself, with its data.
         let (next, role) = fake.accept();
         conn = next;
-        let PeerRole::Slave {
-            keys, max_version, ..
-        } = role
-        else {
-            panic!("{role:?}")
-        };
+        let PeerRole::Slave { keys, max_version, .. } = role else { panic!("{role:?}") };
         assert_eq!((keys, max_version), (1, Version::new(1, 1)));
     }
     let read = slave_request(&mut conn, 2, SlaveOp::Read { key });
-    let Ok(SlaveReply::Read { entry: Some(entry) }) = read else {
-        panic!("{read:?}")
-    };
+    let Ok(SlaveReply::Read { entry: Some(entry) }) = read else { panic!("{read:?}") };
     assert_eq!(entry.value.unwrap().as_bytes(), b"v");
 }
 
 fn slave_frames_until_close(stream: &mut TcpStream) -> Vec<ToServer> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

@@ -13,35 +13,19 @@ fn put_get_del_print_their_results_and_exit_codes() {
     let cluster = Cluster::start("cli", 3, &[]);
 
     let put = cluster.cli(&["put", "user:1", "alice"]);
-    assert_eq!(
-        (put.status.code(), stdout(&put).as_str()),
-        (Some(0), "OK"),
-        "{}",
-        stderr(&put)
-    );
+    assert_eq!((put.status.code(), stdout(&put).as_str()), (Some(0), "OK"), "{}", stderr(&put));
 
     let get = cluster.cli(&["get", "user:1"]);
-    assert_eq!(
-        (get.status.code(), stdout(&get).as_str()),
-        (Some(0), "alice")
-    );
+    assert_eq!((get.status.code(), stdout(&get).as_str()), (Some(0), "alice"));
 
     let missing = cluster.cli(&["get", "user:2"]);
     assert_eq!(missing.status.code(), Some(1));
     assert_eq!(stdout(&missing), "");
-    assert!(
-        stderr(&missing).contains("not found"),
-        "{}",
-        stderr(&missing)
-    );
+    assert!(stderr(&missing).contains("not found"), "{}", stderr(&missing));
 
     let del = cluster.cli(&["del", "user:1"]);
     assert_eq!((del.status.code(), stdout(&del).as_str()), (Some(0), "OK"));
-    assert_eq!(
-        cluster.cli(&["get", "user:1"]).status.code(),
-        Some(1),
-        "a deleted key is missing"
-    );
+    assert_eq!(cluster.cli(&["get", "user:1"]).status.code(), Some(1), "a deleted key is missing");
 }
 
 #[test]
@@ -52,10 +36,7 @@ fn status_prints_a_table_and_json() {
     let table = cluster.cli(&["status"]);
     assert_eq!(table.status.code(), Some(0));
     let text = stdout(&table);
-    assert!(
-        text.contains("Master") && text.contains("epoch") && text.contains("slave-2"),
-        "{text}"
-    );
+    assert!(text.contains("Master") && text.contains("epoch") && text.contains("slave-2"), "{text}");
 
     let json = cluster.status();
     assert_eq!(json["role"], "Master");
@@ -66,31 +47,17 @@ fn status_prints_a_table_and_json() {
 
 #[test]
 fn bad_arguments_and_no_master_exit_2() {
-    let missing_value = Command::new(NODES)
-        .args(["client", "put", "onlykey"])
-        .output()
-        .unwrap();
+    let missing_value = Command::new(NODES).args(["client", "put", "onlykey"]).output().unwrap();
     assert_eq!(missing_value.status.code(), Some(2));
     assert!(!stderr(&missing_value).is_empty());
 
-    let unknown = Command::new(NODES)
-        .args(["client", "launch"])
-        .output()
-        .unwrap();
+    let unknown = Command::new(NODES).args(["client", "launch"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2));
 
-    let nobody = Command::new(NODES)
-        .args([
-            "client", "--master", NOWHERE, "--backup", NOWHERE, "get", "k",
-        ])
-        .output()
-        .unwrap();
+    let nobody =
+        Command::new(NODES).args(["client", "--master", NOWHERE, "--backup", NOWHERE, "get", "k"]).output().unwrap();
     assert_eq!(nobody.status.code(), Some(2));
-    assert!(
-        stderr(&nobody).contains("no reachable master"),
-        "{}",
-        stderr(&nobody)
-    );
+    assert!(stderr(&nobody).contains("no reachable master"), "{}", stderr(&nobody));
 }
 
 #[test]
@@ -119,15 +86,9 @@ fn the_interactive_prompt_reads_and_writes_and_names_its_server() {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        text.contains(&format!("connected to master master {}", cluster.addr)),
-        "{text}"
-    );
+    assert!(text.contains(&format!("connected to master master {}", cluster.addr)), "{text}");
     let lines: Vec<&str> = text.lines().collect();
-    assert!(
-        lines.contains(&"OK") && lines.contains(&"hello there") && lines.contains(&"(not found)"),
-        "{text}"
-    );
+    assert!(lines.contains(&"OK") && lines.contains(&"hello there") && lines.contains(&"(not found)"), "{text}");
 }
 
 #[test]
@@ -147,29 +108,12 @@ fn cluster_starts_master_and_slaves_and_stops_them_on_sigterm() {
     let mut cluster = Proc::spawn(
         &dir,
         "cluster",
-        &[
-            "cluster",
-            "--slaves",
-            "2",
-            "--listen",
-            "127.0.0.1:0",
-            "--dir",
-            dir_arg.to_str().unwrap(),
-        ],
+        &["cluster", "--slaves", "2", "--listen", "127.0.0.1:0", "--dir", dir_arg.to_str().unwrap()],
     );
     let mut lines = BufReader::new(cluster_stdout(&mut cluster)).lines();
     let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split_whitespace()
-        .nth(1)
-        .expect("master line names the address")
-        .to_string();
-    let mut pids = vec![first
-        .split_whitespace()
-        .last()
-        .unwrap()
-        .parse::<i32>()
-        .unwrap()];
+    let addr = first.split_whitespace().nth(1).expect("master line names the address").to_string();
+    let mut pids = vec![first.split_whitespace().last().unwrap().parse::<i32>().unwrap()];
     for line in lines.by_ref() {
         let line = line.unwrap();
         if line.starts_with("cluster running") {
@@ -181,9 +125,7 @@ fn cluster_starts_master_and_slaves_and_stops_them_on_sigterm() {
 
     let status = support::wait_for(|| {
         let out = Command::new(NODES)
-            .args([
-                "client", "--master", &addr, "--backup", NOWHERE, "status", "--json",
-            ])
+            .args(["client", "--master", &addr, "--backup", NOWHERE, "status", "--json"])
             .output()
             .ok()?;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;

@@ -21,23 +21,13 @@ fn put_get_del_round_trip_through_the_library() {
         assert_eq!(client.get(b("k")).await.unwrap(), None);
         let v1 = client.put(b("k"), b("one")).await.unwrap();
         assert_eq!(client.get(b("k")).await.unwrap(), Some(b("one")));
-        let v2 = client
-            .put(b("k"), Bytes::from_static(b"\x00binary\xff"))
-            .await
-            .unwrap();
+        let v2 = client.put(b("k"), Bytes::from_static(b"\x00binary\xff")).await.unwrap();
         assert!(v2 > v1, "versions grow");
-        assert_eq!(
-            client.get(b("k")).await.unwrap(),
-            Some(Bytes::from_static(b"\x00binary\xff"))
-        );
+        assert_eq!(client.get(b("k")).await.unwrap(), Some(Bytes::from_static(b"\x00binary\xff")));
         let v3 = client.del(b("k")).await.unwrap();
         assert!(v3 > v2);
         let (value, version) = client.get_versioned(b("k")).await.unwrap();
-        assert_eq!(
-            (value, version),
-            (None, Some(v3)),
-            "a delete is a versioned tombstone"
-        );
+        assert_eq!((value, version), (None, Some(v3)), "a delete is a versioned tombstone");
         client.put(b("empty"), Bytes::new()).await.unwrap();
         assert_eq!(client.get(b("empty")).await.unwrap(), Some(Bytes::new()));
     });
@@ -61,11 +51,7 @@ fn concurrent_clients_on_the_same_keys_agree_on_the_newest_write() {
                     let value = format!("w{writer}-{i}");
                     let version = client.put(b(key), b(&value)).await.expect("put");
                     acked.push((key, version, value));
-                    let read = client
-                        .get(b(key))
-                        .await
-                        .expect("get")
-                        .expect("a written key exists");
+                    let read = client.get(b(key)).await.expect("get").expect("a written key exists");
                     assert!(read.starts_with(b"w"), "read {read:?} was never written");
                 }
                 acked
@@ -81,11 +67,7 @@ fn concurrent_clients_on_the_same_keys_agree_on_the_newest_write() {
             }
         }
         for (key, (_, value)) in &newest {
-            assert_eq!(
-                client.get(b(key)).await.unwrap(),
-                Some(b(value)),
-                "key {key}"
-            );
+            assert_eq!(client.get(b(key)).await.unwrap(), Some(b(value)), "key {key}");
         }
         newest
     });
@@ -101,26 +83,16 @@ fn reads_and_writes_go_on_after_a_slave_is_killed() {
     let mut cluster = Cluster::start("kill-one", 3, &[]);
     cluster.with_client(|client| async move {
         for i in 0..20 {
-            client
-                .put(b(&format!("k{i}")), b(&format!("v{i}")))
-                .await
-                .unwrap();
+            client.put(b(&format!("k{i}")), b(&format!("v{i}"))).await.unwrap();
         }
     });
     cluster.kill_slave("slave-2");
     cluster.with_client(|client| async move {
         for i in 0..20 {
             let key = format!("k{i}");
-            assert_eq!(
-                client.get(b(&key)).await.unwrap(),
-                Some(b(&format!("v{i}"))),
-                "{key}"
-            );
+            assert_eq!(client.get(b(&key)).await.unwrap(), Some(b(&format!("v{i}"))), "{key}");
             client.put(b(&key), b(&format!("after-{i}"))).await.unwrap();
-            assert_eq!(
-                client.get(b(&key)).await.unwrap(),
-                Some(b(&format!("after-{i}")))
-            );
+            assert_eq!(client.get(b(&key)).await.unwrap(), Some(b(&format!("after-{i}"))));
         }
     });
     cluster.wait_for_slaves(&["slave-1", "slave-3"]);
@@ -140,29 +112,18 @@ fn losing_two_of_three_replicas_gives_unavailable_not_ok_and_not_a_hang() {
             "the master must refuse, got {write:?}"
         );
         let read = client.get(b("k")).await;
-        assert!(
-            matches!(read, Err(Error::Server(WireError::Unavailable { .. }))),
-            "got {read:?}"
-        );
+        assert!(matches!(read, Err(Error::Server(WireError::Unavailable { .. }))), "got {read:?}");
     });
     let out = cluster.cli(&["put", "k", "x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        support::stderr(&out).contains("unavailable"),
-        "{}",
-        support::stderr(&out)
-    );
+    assert!(support::stderr(&out).contains("unavailable"), "{}", support::stderr(&out));
 }
 
 /// Replicas that stop answering mid-write (SIGSTOP: the connection stays open) make the write
 /// fail with an unknown outcome once the request timeout passes, never OK and never a hang.
 #[test]
 fn a_write_that_cannot_reach_a_majority_in_time_is_reported_as_unknown() {
-    let mut cluster = Cluster::start(
-        "stopped",
-        3,
-        &["--request-timeout-ms", "300", "--slave-timeout-ms", "60000"],
-    );
+    let mut cluster = Cluster::start("stopped", 3, &["--request-timeout-ms", "300", "--slave-timeout-ms", "60000"]);
     cluster.with_client(|client| async move { client.put(b("k"), b("v")).await.unwrap() });
     cluster.slave("slave-1").signal(libc::SIGSTOP);
     cluster.slave("slave-2").signal(libc::SIGSTOP);
@@ -179,15 +140,12 @@ fn a_write_that_cannot_reach_a_majority_in_time_is_reported_as_unknown() {
 
 #[test]
 fn a_slave_restarted_empty_gets_its_keys_back_through_read_repair() {
-    let mut cluster = Cluster::start("refill", 3, &[]);
+    let mut cluster = Cluster::start("read-repair", 3, &["--repair-concurrency", "0"]);
     let keys: Vec<String> = (0..30).map(|i| format!("key{i}")).collect();
     let written = keys.clone();
     cluster.with_client(|client| async move {
         for key in &written {
-            client
-                .put(b(key), b(&format!("value-of-{key}")))
-                .await
-                .unwrap();
+            client.put(b(key), b(&format!("value-of-{key}"))).await.unwrap();
         }
     });
     cluster.kill_slave("slave-1");
@@ -195,18 +153,35 @@ fn a_slave_restarted_empty_gets_its_keys_back_through_read_repair() {
     cluster.wait_status("slave-1 back, empty", |s| {
         support::slave_ids(s).len() == 3 && s["under_replicated"].as_u64() == Some(30)
     });
-
     let read = keys.clone();
     cluster.with_client(|client| async move {
         for key in &read {
-            assert_eq!(
-                client.get(b(key)).await.unwrap(),
-                Some(b(&format!("value-of-{key}")))
-            );
+            assert_eq!(client.get(b(key)).await.unwrap(), Some(b(&format!("value-of-{key}"))));
         }
     });
-    let status = cluster.wait_status("slave-1 refilled", |s| {
+    cluster.wait_status("slave-1 repaired by the reads", |s| {
         slave_field(s, "slave-1", "keys_held") == 30 && s["under_replicated"].as_u64() == Some(0)
+    });
+}
+
+/// A slave that restarts comes back empty with a new incarnation; the master refills it in the
+/// background (and reads repair it too) until it holds every key placed on it again.
+#[test]
+fn a_slave_restarted_empty_is_refilled_in_the_background() {
+    let mut cluster = Cluster::start("refill", 3, &[]);
+    let keys: Vec<String> = (0..30).map(|i| format!("key{i}")).collect();
+    let written = keys.clone();
+    cluster.with_client(|client| async move {
+        for key in &written {
+            client.put(b(key), b(&format!("value-of-{key}"))).await.unwrap();
+        }
+    });
+    cluster.kill_slave("slave-1");
+    cluster.start_slave("slave-1");
+    let status = cluster.wait_status("slave-1 refilled without a single read", |s| {
+        support::slave_ids(s).len() == 3
+            && slave_field(s, "slave-1", "keys_held") == 30
+            && s["under_replicated"].as_u64() == Some(0)
     });
     assert_eq!(slave_field(&status, "slave-1", "keys_placed"), 30);
 }
@@ -216,7 +191,8 @@ fn a_slave_restarted_empty_gets_its_keys_back_through_read_repair() {
 /// stopped, the only honest answer is "unavailable".
 #[test]
 fn a_restarted_slave_cannot_hide_an_acknowledged_write() {
-    let mut cluster = Cluster::start("amnesia", 3, &["--request-timeout-ms", "1000"]);
+    // Background repair off, so that nothing refills B before the read.
+    let mut cluster = Cluster::start("amnesia", 3, &["--request-timeout-ms", "1000", "--repair-concurrency", "0"]);
     cluster.with_client(|client| async move { client.put(b("k"), b("old")).await.unwrap() });
 
     // C (slave-3) misses the write: stopped until the master drops it.
@@ -239,10 +215,7 @@ fn a_restarted_slave_cannot_hide_an_acknowledged_write() {
     match read {
         Ok(Some(value)) => assert_eq!(value, b("new"), "an acknowledged write was hidden"),
         Ok(None) => panic!("an acknowledged write vanished"),
-        Err(err) => assert!(
-            matches!(err, Error::Server(WireError::Unavailable { .. })),
-            "{err:?}"
-        ),
+        Err(err) => assert!(matches!(err, Error::Server(WireError::Unavailable { .. })), "{err:?}"),
     }
     let after = cluster.with_client(|client| async move { client.get(b("k")).await.unwrap() });
     assert_eq!(after, Some(b("new")));

@@ -11,16 +11,13 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture,
-    StreamHandler, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture, StreamHandler,
+    WrapFuture,
 };
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use net::{
-    ClientOp, ClientReply, FromServer, NetError, PeerRole, RequestId, ServerRole, ToServer,
-    Welcome, WireError,
-};
+use net::{ClientOp, ClientReply, FromServer, NetError, PeerRole, RequestId, ServerRole, ToServer, Welcome, WireError};
 
 use crate::dial::{dial, DialError, Dialed};
 use crate::error::Error;
@@ -108,10 +105,7 @@ impl ClientActor {
         let (Some(conn), Some(pending)) = (&self.conn, self.pending.get_mut(&id)) else {
             return;
         };
-        if conn.outbox.send(ToServer::Request {
-            id,
-            op: pending.op.clone(),
-        }) {
+        if conn.outbox.send(ToServer::Request { id, op: pending.op.clone() }) {
             pending.sent_on = Some(conn.id);
         } else {
             self.waiting.push_back(id);
@@ -165,31 +159,14 @@ impl ClientActor {
     }
 
     fn connected(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
-        let Dialed {
-            addr,
-            welcome,
-            reader,
-            writer,
-        } = dialed;
+        let Dialed { addr, welcome, reader, writer } = dialed;
         tracing::debug!(server = %addr, node = %welcome.node, "connected");
         self.conn_count += 1;
         let id = self.conn_count;
-        let stream = frames(reader).map(move |f| Incoming {
-            conn: id,
-            frame: Some(f),
-        });
-        let end = futures_util::stream::once(async move {
-            Incoming {
-                conn: id,
-                frame: None,
-            }
-        });
+        let stream = frames(reader).map(move |f| Incoming { conn: id, frame: Some(f) });
+        let end = futures_util::stream::once(async move { Incoming { conn: id, frame: None } });
         ctx.add_stream(stream.chain(end));
-        self.conn = Some(Connection {
-            id,
-            server: ServerInfo { addr, welcome },
-            outbox: Outbox::spawn(writer),
-        });
+        self.conn = Some(Connection { id, server: ServerInfo { addr, welcome }, outbox: Outbox::spawn(writer) });
         for id in std::mem::take(&mut self.waiting) {
             self.send(id);
         }
@@ -199,12 +176,8 @@ impl ClientActor {
     fn disconnected(&mut self, reason: &str, ctx: &mut Context<Self>) {
         let Some(conn) = self.conn.take() else { return };
         tracing::info!(server = %conn.server.addr, reason, "connection lost");
-        let lost: Vec<RequestId> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.sent_on == Some(conn.id))
-            .map(|(id, _)| *id)
-            .collect();
+        let lost: Vec<RequestId> =
+            self.pending.iter().filter(|(_, p)| p.sent_on == Some(conn.id)).map(|(id, _)| *id).collect();
         for id in lost {
             let Some(pending) = self.pending.get_mut(&id) else {
                 continue;
@@ -218,9 +191,7 @@ impl ClientActor {
                 let err = if read_only {
                     Error::NoMaster(format!("connection to {} lost", conn.server.addr))
                 } else {
-                    Error::ConnectionLost {
-                        server: conn.server.addr.clone(),
-                    }
+                    Error::ConnectionLost { server: conn.server.addr.clone() }
                 };
                 let _ = p.tx.send(Err(err));
             }
@@ -249,15 +220,7 @@ impl Handler<Call> for ClientActor {
         let id = self.next_id;
         self.next_id += 1;
         let (tx, rx) = oneshot::channel();
-        self.pending.insert(
-            id,
-            Pending {
-                op: msg.0,
-                tx,
-                sent_on: None,
-                retries: 0,
-            },
-        );
+        self.pending.insert(id, Pending { op: msg.0, tx, sent_on: None, retries: 0 });
         if self.conn.is_some() {
             self.send(id);
         } else {
@@ -296,13 +259,7 @@ impl StreamHandler<Incoming> for ClientActor {
                 if let Err(WireError::NotMaster { master }) = &result {
                     // Refused before anything was done: safe to send again, writes included.
                     self.redirect = master.clone();
-                    self.pending.insert(
-                        id,
-                        Pending {
-                            sent_on: None,
-                            ..pending
-                        },
-                    );
+                    self.pending.insert(id, Pending { sent_on: None, ..pending });
                     self.waiting.push_back(id);
                     self.disconnected("server is not master", ctx);
                     self.connect(ctx);

@@ -20,9 +20,7 @@ pub struct Client {
 impl Client {
     /// Starts the client actor on the current actix system. It connects on first use.
     pub fn start(config: ClientConfig) -> Client {
-        Client {
-            actor: ClientActor::new(config).start(),
-        }
+        Client { actor: ClientActor::new(config).start() }
     }
 
     /// The value of `key`, or `None` when it is missing or deleted.
@@ -31,10 +29,7 @@ impl Client {
     }
 
     /// The value of `key` and the version it was read at.
-    pub async fn get_versioned(
-        &self,
-        key: impl Into<Bytes>,
-    ) -> Result<(Option<Bytes>, Option<Version>), Error> {
+    pub async fn get_versioned(&self, key: impl Into<Bytes>) -> Result<(Option<Bytes>, Option<Version>), Error> {
         match self.call(ClientOp::Get { key: key_of(key)? }).await? {
             ClientReply::Value { value, version } => Ok((value.map(Value::into_bytes), version)),
             other => Err(unexpected(other)),
@@ -42,19 +37,9 @@ impl Client {
     }
 
     /// Stores `value` under `key`; returns the version it was written at.
-    pub async fn put(
-        &self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
-    ) -> Result<Version, Error> {
+    pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<Version, Error> {
         let value = Value::new(value).map_err(Error::BadInput)?;
-        written(
-            self.call(ClientOp::Put {
-                key: key_of(key)?,
-                value,
-            })
-            .await?,
-        )
+        written(self.call(ClientOp::Put { key: key_of(key)?, value }).await?)
     }
 
     /// Deletes `key` (a versioned tombstone); deleting a missing key succeeds.
@@ -72,10 +57,7 @@ impl Client {
 
     /// Sends any request.
     pub async fn call(&self, op: ClientOp) -> Result<ClientReply, Error> {
-        self.actor
-            .send(Call(op))
-            .await
-            .map_err(|_| Error::Stopped)?
+        self.actor.send(Call(op)).await.map_err(|_| Error::Stopped)?
     }
 
     /// The server this client is connected to right now.
@@ -96,7 +78,5 @@ fn written(reply: ClientReply) -> Result<Version, Error> {
 }
 
 fn unexpected(reply: ClientReply) -> Error {
-    Error::Server(net::WireError::internal(format!(
-        "unexpected reply {reply:?}"
-    )))
+    Error::Server(net::WireError::internal(format!("unexpected reply {reply:?}")))
 }

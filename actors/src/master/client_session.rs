@@ -70,29 +70,17 @@ impl StreamHandler<Result<ToServer, NetError>> for ClientSession {
         match frame {
             Ok(ToServer::Request { id, op }) => {
                 if self.in_flight >= MAX_IN_FLIGHT {
-                    let err = WireError::unavailable(format!(
-                        "more than {MAX_IN_FLIGHT} requests in flight"
-                    ));
-                    self.outbox.send(FromServer::Response {
-                        id,
-                        result: Err(err),
-                    });
+                    let err = WireError::unavailable(format!("more than {MAX_IN_FLIGHT} requests in flight"));
+                    self.outbox.send(FromServer::Response { id, result: Err(err) });
                     return;
                 }
                 self.in_flight += 1;
-                self.coordinator.do_send(Execute {
-                    id,
-                    op,
-                    reply: ctx.address().recipient(),
-                });
+                self.coordinator.do_send(Execute { id, op, reply: ctx.address().recipient() });
             }
-            Ok(ToServer::Hello(_)) => {
-                self.close_with(WireError::protocol("handshake already done"), ctx)
+            Ok(ToServer::Hello(_)) => self.close_with(WireError::protocol("handshake already done"), ctx),
+            Ok(ToServer::SlaveResponse { .. }) => {
+                self.close_with(WireError::protocol("a slave response on a client connection"), ctx)
             }
-            Ok(ToServer::SlaveResponse { .. }) => self.close_with(
-                WireError::protocol("a slave response on a client connection"),
-                ctx,
-            ),
             Ok(ToServer::Error(err)) => {
                 tracing::info!(peer = %self.peer, %err, "client sent an error");
                 ctx.stop();
@@ -118,10 +106,7 @@ impl Handler<ClientDone> for ClientSession {
 
     fn handle(&mut self, msg: ClientDone, ctx: &mut Context<Self>) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.outbox.send(FromServer::Response {
-            id: msg.id,
-            result: msg.result,
-        });
+        self.outbox.send(FromServer::Response { id: msg.id, result: msg.result });
         if self.half_closed && self.in_flight == 0 && !self.closing {
             ctx.stop();
         }

@@ -10,15 +10,19 @@ use std::sync::Arc;
 use actix::prelude::{Actor, Addr, AsyncContext, Context, Handler, Message, Recipient, Supervised};
 
 use net::{
-    ClientOp, ClientReply, Epoch, Incarnation, Key, NodeId, RequestId, ServerRole, SlaveStatus,
-    StatusReport, Version, WireError,
+    ClientOp, ClientReply, Epoch, Incarnation, Key, NodeId, RequestId, ServerRole, SlaveStatus, StatusReport, Version,
+    WireError,
 };
 
 use super::core::{Coordinator, Effect, Found, Op, Target};
 use super::read_aggregator::{Purpose, ReadAggregator};
 use super::slave_proxy::{Retire, SlaveProxy};
+use super::wal_writer::{Append, LogEntry, SnapshotDue, WalWriter, WriteSnapshot};
 use super::write_aggregator::{Completion, WriteAggregator};
 use super::MasterConfig;
+
+/// How often the coordinator looks for background work even when nothing changed.
+const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whoever waits for the answer to a client request.
 pub struct Caller {
@@ -28,10 +32,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn answer(self, result: Result<ClientReply, WireError>) {
-        self.reply.do_send(ClientDone {
-            id: self.id,
-            result,
-        });
+        self.reply.do_send(ClientDone { id: self.id, result });
     }
 }
 
@@ -105,6 +106,16 @@ pub struct Seeded {
     pub ok: bool,
 }
 
+/// A background refill finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Refilled {
+    pub key: Key,
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+    pub ok: bool,
+}
+
 /// A refilling replica acknowledged a write or a repair of `key`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -136,16 +147,25 @@ pub struct CoordinatorActor {
     core: Coordinator<Caller>,
     config: Arc<MasterConfig>,
     slaves: BTreeMap<NodeId, SlaveHandle>,
+    wal: Addr<WalWriter>,
 }
 
 impl CoordinatorActor {
-    pub fn new(config: Arc<MasterConfig>, epoch: Epoch) -> Self {
-        let core = Coordinator::new(epoch, config.replicas, config.seed);
-        CoordinatorActor {
-            core,
-            config,
-            slaves: BTreeMap::new(),
-        }
+    /// A coordinator serving `epoch`, starting from the entries recovered from the log.
+    pub fn new(
+        config: Arc<MasterConfig>,
+        epoch: Epoch,
+        entries: impl IntoIterator<Item = (Key, net::Entry)>,
+        wal: Addr<WalWriter>,
+    ) -> Self {
+        let mut core = Coordinator::new(epoch, config.replicas, config.seed);
+        core.recover(entries);
+        CoordinatorActor { core, config, slaves: BTreeMap::new(), wal }
+    }
+
+    fn maintain(&mut self, ctx: &mut Context<Self>) {
+        let effects = self.core.maintenance(self.config.repair_concurrency);
+        self.run(effects, ctx);
     }
 
     fn run(&mut self, effects: Vec<Effect<Caller>>, ctx: &mut Context<Self>) {
@@ -162,31 +182,35 @@ impl CoordinatorActor {
             Effect::Reply { token, result } => token.answer(result),
             Effect::Write { token, plan } => {
                 let targets = self.resolve(&plan.targets);
-                WriteAggregator::new(plan, targets, Completion::Client(token), me, timeout, epoch)
-                    .start();
+                let entry = log_entry(&plan.key, &plan.entry);
+                let aggregator =
+                    WriteAggregator::new(plan, targets, Completion::Client(token), me, timeout, epoch).start();
+                self.wal.do_send(Append { entry, notify: Some(aggregator.recipient()) });
             }
             Effect::Seed { plan } => {
                 let targets = self.resolve(&plan.targets);
                 WriteAggregator::new(plan, targets, Completion::Seed, me, timeout, epoch).start();
             }
+            Effect::Refill { plan } => {
+                let targets = self.resolve(&plan.targets);
+                let Some((target, _)) = targets.first() else {
+                    debug_assert!(false, "a refill has one target");
+                    return;
+                };
+                let completion = Completion::Refill { node: target.node.clone(), incarnation: target.incarnation };
+                WriteAggregator::new(plan, targets, completion, me, timeout, epoch).start();
+            }
+            Effect::Log { key, entry } => {
+                self.wal.do_send(Append { entry: log_entry(&key, &entry), notify: None });
+            }
             Effect::Read { token, plan } => {
                 let targets = self.resolve(&plan.targets);
-                ReadAggregator::new(
-                    plan.key,
-                    targets,
-                    plan.needed,
-                    Purpose::Client(token),
-                    me,
-                    timeout,
-                    epoch,
-                )
-                .start();
+                ReadAggregator::new(plan.key, targets, plan.needed, Purpose::Client(token), me, timeout, epoch).start();
             }
             Effect::Discover { key, targets } => {
                 let needed = targets.len();
                 let targets = self.resolve(&targets);
-                ReadAggregator::new(key, targets, needed, Purpose::Discover, me, timeout, epoch)
-                    .start();
+                ReadAggregator::new(key, targets, needed, Purpose::Discover, me, timeout, epoch).start();
             }
         }
     }
@@ -227,8 +251,17 @@ impl CoordinatorActor {
     }
 }
 
+fn log_entry(key: &Key, entry: &net::Entry) -> LogEntry {
+    LogEntry::Write { version: entry.version, key: key.clone(), value: entry.value.clone() }
+}
+
 impl Actor for CoordinatorActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(MAINTENANCE_INTERVAL, |act, ctx| act.maintain(ctx));
+        self.maintain(ctx);
+    }
 }
 
 impl Supervised for CoordinatorActor {}
@@ -237,10 +270,7 @@ impl Handler<Execute> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) {
-        let caller = Caller {
-            id: msg.id,
-            reply: msg.reply,
-        };
+        let caller = Caller { id: msg.id, reply: msg.reply };
         let (key, op) = match msg.op {
             ClientOp::Get { key } => (key, Op::Get),
             ClientOp::Put { key, value } => (key, Op::Put(value)),
@@ -255,20 +285,15 @@ impl Handler<Execute> for CoordinatorActor {
 impl Handler<SlaveJoined> for CoordinatorActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SlaveJoined, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: SlaveJoined, ctx: &mut Context<Self>) {
         tracing::info!(slave = %msg.node, addr = %msg.addr, keys = msg.keys, "slave joined");
-        let handle = SlaveHandle {
-            proxy: msg.proxy,
-            conn: msg.conn,
-            addr: msg.addr,
-            keys_held: msg.keys,
-        };
+        let handle = SlaveHandle { proxy: msg.proxy, conn: msg.conn, addr: msg.addr, keys_held: msg.keys };
         if let Some(old) = self.slaves.insert(msg.node.clone(), handle) {
             tracing::info!(slave = %msg.node, "replacing the slave's older connection");
             old.proxy.do_send(Retire);
         }
-        self.core
-            .slave_joined(msg.node, msg.incarnation, msg.max_version);
+        self.core.slave_joined(msg.node, msg.incarnation, msg.max_version);
+        self.maintain(ctx);
     }
 }
 
@@ -276,11 +301,7 @@ impl Handler<SlaveLeft> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: SlaveLeft, _ctx: &mut Context<Self>) {
-        if self
-            .slaves
-            .get(&msg.node)
-            .is_some_and(|h| h.conn == msg.conn)
-        {
+        if self.slaves.get(&msg.node).is_some_and(|h| h.conn == msg.conn) {
             tracing::warn!(slave = %msg.node, "slave dropped from membership");
             self.slaves.remove(&msg.node);
             self.core.slave_left(&msg.node);
@@ -292,11 +313,7 @@ impl Handler<SlaveStats> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: SlaveStats, _ctx: &mut Context<Self>) {
-        if let Some(handle) = self
-            .slaves
-            .get_mut(&msg.node)
-            .filter(|h| h.conn == msg.conn)
-        {
+        if let Some(handle) = self.slaves.get_mut(&msg.node).filter(|h| h.conn == msg.conn) {
             handle.keys_held = msg.keys;
         }
     }
@@ -308,6 +325,7 @@ impl Handler<Discovered> for CoordinatorActor {
     fn handle(&mut self, msg: Discovered, ctx: &mut Context<Self>) {
         let effects = self.core.discovered(msg.key, msg.found, msg.complete);
         self.run(effects, ctx);
+        self.maintain(ctx);
     }
 }
 
@@ -317,6 +335,24 @@ impl Handler<Seeded> for CoordinatorActor {
     fn handle(&mut self, msg: Seeded, ctx: &mut Context<Self>) {
         let effects = self.core.seeded(msg.key, msg.ok);
         self.run(effects, ctx);
+        self.maintain(ctx);
+    }
+}
+
+impl Handler<Refilled> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Refilled, ctx: &mut Context<Self>) {
+        self.core.refilled(&msg.key, &msg.node, msg.incarnation, msg.ok);
+        self.maintain(ctx);
+    }
+}
+
+impl Handler<SnapshotDue> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: SnapshotDue, _ctx: &mut Context<Self>) {
+        self.wal.do_send(WriteSnapshot { epoch: self.core.epoch(), entries: self.core.entries() });
     }
 }
 
@@ -332,9 +368,6 @@ impl Handler<Describe> for CoordinatorActor {
     type Result = NodeView;
 
     fn handle(&mut self, _msg: Describe, _ctx: &mut Context<Self>) -> NodeView {
-        NodeView {
-            epoch: self.core.epoch(),
-            role: ServerRole::Master,
-        }
+        NodeView { epoch: self.core.epoch(), role: ServerRole::Master }
     }
 }

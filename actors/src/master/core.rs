@@ -22,15 +22,32 @@
 //! version, and that version is copied (never re-minted) to a majority of the set before the
 //! queued commands run. Commands on a key are queued while this happens, so two commands can
 //! never place one key on two different sets.
+//!
+//! ## The master's copy, and background repair
+//! The core also keeps the newest entry the master has minted, copied or recovered for every
+//! key (the state its write-ahead log holds). Since an acknowledged write is logged before it
+//! is acknowledged, that entry is at least as new as every completed write, which makes it a
+//! safe source for refilling replicas. `maintenance` works through the damage in the
+//! background, a bounded number of keys at a time: members on slaves that are gone are
+//! replaced by live slaves (`UNFILLED` until they are refilled), replica sets short of R grow,
+//! members that forgot their data are refilled, and keys known only from the log (after a
+//! restart) are placed through discovery. A new or refilling member counts toward read quorums
+//! only after it acknowledged a copy, so changing a set never lets a read miss a completed
+//! write.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use net::{ClientReply, Entry, Epoch, Incarnation, Key, NodeId, Seq, Value, Version, WireError};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::placement;
 use super::quorum::majority;
+
+/// The incarnation of a member that was added to a set and has not been filled yet: no slave
+/// runs it, so such a member never counts for reads until a copy reaches it.
+pub const UNFILLED: Incarnation = Incarnation(0);
 
 /// A replica-set member: a slave, and the incarnation in which it received the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +73,9 @@ pub struct WritePlan {
     pub entry: Entry,
     pub targets: Vec<Target>,
     pub needed: usize,
+    /// Whether the entry must also be durable in the master's log before the write completes
+    /// (a client write); copies of entries the log already has do not wait for it.
+    pub log: bool,
 }
 
 /// Ask `targets` for `key` until `needed` counting answers are in, then repair.
@@ -78,10 +98,7 @@ pub enum Op {
 #[derive(Debug)]
 pub enum Effect<T> {
     /// Answer a client now.
-    Reply {
-        token: T,
-        result: Result<ClientReply, WireError>,
-    },
+    Reply { token: T, result: Result<ClientReply, WireError> },
     /// Start a quorum write and answer the client when it completes.
     Write { token: T, plan: WritePlan },
     /// Start a quorum read (with repair) and answer the client when it completes.
@@ -90,6 +107,29 @@ pub enum Effect<T> {
     Discover { key: Key, targets: Vec<Target> },
     /// Copy a discovered entry into a new replica set; report with [`Coordinator::seeded`].
     Seed { plan: WritePlan },
+    /// Copy the master's entry to one member in the background; report with
+    /// [`Coordinator::refilled`].
+    Refill { plan: WritePlan },
+    /// Append an entry found on the slaves, newer than the log's, to the log.
+    Log { key: Key, entry: Entry },
+}
+
+/// The state of one key.
+#[derive(Debug, Clone, Default)]
+struct KeyState {
+    /// The replica set; empty for a key known only from the log.
+    members: Vec<Member>,
+    /// The newest entry this master minted, copied or recovered.
+    entry: Option<Entry>,
+}
+
+/// Background work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Chore {
+    /// Discover and place a key known only from the log.
+    Place(Key),
+    /// Copy the master's entry to a member that lacks it.
+    Refill(Key, NodeId),
 }
 
 /// One slave's answer to a discovery.
@@ -114,10 +154,16 @@ pub struct Coordinator<T> {
     seq: Seq,
     replicas: usize,
     live: BTreeMap<NodeId, Incarnation>,
-    keys: HashMap<Key, Vec<Member>>,
+    keys: HashMap<Key, KeyState>,
     /// Keys being discovered or seeded, with the commands waiting for them.
     pending: HashMap<Key, Vec<(Op, T)>>,
     rng: StdRng,
+    /// Membership changed since the last scan for background work.
+    dirty: bool,
+    chores: VecDeque<Chore>,
+    /// Background placements (by key) and refills in flight.
+    placing: HashSet<Key>,
+    refills: usize,
 }
 
 impl<T> Coordinator<T> {
@@ -132,7 +178,26 @@ impl<T> Coordinator<T> {
             keys: HashMap::new(),
             pending: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
+            dirty: false,
+            chores: VecDeque::new(),
+            placing: HashSet::new(),
+            refills: 0,
         }
+    }
+
+    /// Loads entries recovered from the log. Their keys are placed in the background (or by
+    /// the first command on them) through discovery.
+    pub fn recover(&mut self, entries: impl IntoIterator<Item = (Key, Entry)>) {
+        for (key, entry) in entries {
+            self.observe(entry.version);
+            self.keys.insert(key, KeyState { members: Vec::new(), entry: Some(entry) });
+        }
+        self.dirty = true;
+    }
+
+    /// Every key's newest entry, for a snapshot.
+    pub fn entries(&self) -> Vec<(Key, Entry)> {
+        self.keys.iter().filter_map(|(k, s)| s.entry.clone().map(|e| (k.clone(), e))).collect()
     }
 
     pub fn epoch(&self) -> Epoch {
@@ -145,10 +210,7 @@ impl<T> Coordinator<T> {
 
     /// The last version issued (or observed in this epoch).
     pub fn last_version(&self) -> Version {
-        Version {
-            epoch: self.epoch,
-            seq: self.seq,
-        }
+        Version { epoch: self.epoch, seq: self.seq }
     }
 
     pub fn live_slaves(&self) -> impl Iterator<Item = (&NodeId, &Incarnation)> {
@@ -165,13 +227,16 @@ impl<T> Coordinator<T> {
     /// A slave connected (or reconnected). A new incarnation makes the slave's old memberships
     /// amnesiac until refilled.
     pub fn slave_joined(&mut self, node: NodeId, incarnation: Incarnation, max_version: Version) {
+        debug_assert_ne!(incarnation, UNFILLED, "slaves draw non-zero incarnations");
         self.observe(max_version);
         self.live.insert(node, incarnation);
+        self.dirty = true;
     }
 
-    /// A slave is gone. Its memberships stay: it may come back.
+    /// A slave is gone. Its memberships are handed to other slaves by `maintenance`.
     pub fn slave_left(&mut self, node: &NodeId) {
         self.live.remove(node);
+        self.dirty = true;
     }
 
     /// `node`, running `incarnation`, now holds a version of `key` assigned after it joined.
@@ -179,11 +244,7 @@ impl<T> Coordinator<T> {
         if self.live.get(node) != Some(&incarnation) {
             return;
         }
-        if let Some(member) = self
-            .keys
-            .get_mut(key)
-            .and_then(|m| m.iter_mut().find(|m| &m.node == node))
-        {
+        if let Some(member) = self.keys.get_mut(key).and_then(|s| s.members.iter_mut().find(|m| &m.node == node)) {
             member.incarnation = incarnation;
         }
     }
@@ -194,15 +255,12 @@ impl<T> Coordinator<T> {
             waiting.push((op, token));
             return Vec::new();
         }
-        if self.keys.contains_key(&key) {
+        if self.keys.get(&key).is_some_and(|s| !s.members.is_empty()) {
             return vec![self.plan(key, op, token)];
         }
         let targets = self.live_targets();
         if targets.is_empty() {
-            return vec![Effect::Reply {
-                token,
-                result: Err(WireError::unavailable("no live slaves")),
-            }];
+            return vec![Effect::Reply { token, result: Err(WireError::unavailable("no live slaves")) }];
         }
         self.pending.insert(key.clone(), vec![(op, token)]);
         vec![Effect::Discover { key, targets }]
@@ -216,16 +274,20 @@ impl<T> Coordinator<T> {
             return Vec::new();
         };
         if !complete {
-            return fail_all(
-                waiting,
-                "not every live slave answered the lookup of an unmapped key",
-            );
+            self.placing.remove(&key);
+            return fail_all(waiting, "not every live slave answered the lookup of an unmapped key");
         }
-        let winner = found
-            .iter()
-            .filter_map(|f| f.entry.as_ref())
-            .max_by_key(|e| e.version)
-            .cloned();
+        let logged = self.keys.get(&key).and_then(|s| s.entry.clone());
+        let found_newest = found.iter().filter_map(|f| f.entry.as_ref()).max_by_key(|e| e.version).cloned();
+        let mut effects = Vec::new();
+        let winner = match (found_newest, logged) {
+            (Some(f), Some(l)) if l.version >= f.version => Some(l),
+            (Some(f), _) => {
+                effects.push(Effect::Log { key: key.clone(), entry: f.clone() });
+                Some(f)
+            }
+            (None, logged) => logged,
+        };
         if let Some(winner) = &winner {
             self.observe(winner.version);
         }
@@ -235,7 +297,9 @@ impl<T> Coordinator<T> {
         let preferred: Vec<NodeId> = holders.iter().map(|f| f.node.clone()).collect();
         let members = self.place(&preferred);
         if members.is_empty() {
-            return fail_all(waiting, "no live slaves");
+            self.placing.remove(&key);
+            effects.extend(fail_all(waiting, "no live slaves"));
+            return effects;
         }
         let needed = majority(members.len());
         let (have, lack): (Vec<&Member>, Vec<&Member>) = members.iter().partition(|m| {
@@ -246,30 +310,32 @@ impl<T> Coordinator<T> {
                     && f.entry.as_ref().map(|e| e.version) == winner.as_ref().map(|w| w.version)
             })
         });
-        let seed = match winner {
+        let seed = match &winner {
             Some(entry) if have.len() < needed => Some(WritePlan {
                 key: key.clone(),
-                entry,
+                entry: entry.clone(),
                 targets: lack
                     .iter()
-                    .map(|m| Target {
-                        node: m.node.clone(),
-                        incarnation: m.incarnation,
-                        counts: true,
-                    })
+                    .map(|m| Target { node: m.node.clone(), incarnation: m.incarnation, counts: true })
                     .collect(),
                 needed: needed - have.len(),
+                log: false,
             }),
             Some(_) | None => None,
         };
-        self.keys.insert(key.clone(), members);
+        self.keys.insert(key.clone(), KeyState { members, entry: winner });
         match seed {
             Some(plan) => {
                 self.pending.insert(key, waiting);
-                vec![Effect::Seed { plan }]
+                effects.push(Effect::Seed { plan });
             }
-            None => self.run_waiting(key, waiting),
+            None => {
+                self.placing.remove(&key);
+                self.tend(&key);
+                effects.extend(self.run_waiting(key, waiting));
+            }
         }
+        effects
     }
 
     /// A seeding finished: on success the waiting commands run, otherwise they fail and the key
@@ -279,26 +345,29 @@ impl<T> Coordinator<T> {
             debug_assert!(false, "seeding of {key:?} finished with nothing waiting");
             return Vec::new();
         };
+        self.placing.remove(&key);
         if ok {
+            self.tend(&key);
             self.run_waiting(key, waiting)
         } else {
-            self.keys.remove(&key);
-            fail_all(
-                waiting,
-                "could not copy the key to a majority of its new replica set",
-            )
+            // Back to "known only from the log" (or unknown): the next command discovers again.
+            match self.keys.get_mut(&key) {
+                Some(state) if state.entry.is_some() => state.members.clear(),
+                Some(_) | None => {
+                    self.keys.remove(&key);
+                }
+            }
+            self.dirty = true;
+            fail_all(waiting, "could not copy the key to a majority of its new replica set")
         }
     }
 
     pub fn map_status(&self) -> MapStatus {
-        let mut status = MapStatus {
-            keys: self.keys.len() as u64,
-            ..MapStatus::default()
-        };
+        let mut status = MapStatus { keys: self.keys.len() as u64, ..MapStatus::default() };
         let target = self.replicas.min(self.live.len());
-        for members in self.keys.values() {
+        for state in self.keys.values() {
             let mut good = 0;
-            for member in members {
+            for member in &state.members {
                 *status.placed.entry(member.node.clone()).or_default() += 1;
                 good += usize::from(self.live.get(&member.node) == Some(&member.incarnation));
             }
@@ -307,16 +376,128 @@ impl<T> Coordinator<T> {
         status
     }
 
+    /// Up to `budget` pieces of background work may run at once; returns the ones to start
+    /// now. Call it after membership changes, after background work finishes, and now and then.
+    pub fn maintenance(&mut self, budget: usize) -> Vec<Effect<T>> {
+        if self.dirty {
+            self.dirty = false;
+            self.scan();
+        }
+        let mut effects = Vec::new();
+        while self.placing.len() + self.refills < budget {
+            let Some(chore) = self.chores.pop_front() else { break };
+            match chore {
+                Chore::Place(key) => {
+                    let unplaced = self.keys.get(&key).is_some_and(|s| s.members.is_empty());
+                    if !unplaced || self.pending.contains_key(&key) || self.live.is_empty() {
+                        continue;
+                    }
+                    self.pending.insert(key.clone(), Vec::new());
+                    self.placing.insert(key.clone());
+                    effects.push(Effect::Discover { key, targets: self.live_targets() });
+                }
+                Chore::Refill(key, node) => {
+                    if let Some(plan) = self.refill_plan(&key, &node) {
+                        self.refills += 1;
+                        effects.push(Effect::Refill { plan });
+                    }
+                }
+            }
+        }
+        effects
+    }
+
+    /// A background refill finished.
+    pub fn refilled(&mut self, key: &Key, node: &NodeId, incarnation: Incarnation, ok: bool) {
+        debug_assert!(self.refills > 0, "a refill finished that was never started");
+        self.refills = self.refills.saturating_sub(1);
+        if ok {
+            self.revalidate(key, node, incarnation);
+        } else {
+            self.dirty = true;
+        }
+    }
+
+    /// Background work is waiting or running.
+    pub fn busy(&self) -> bool {
+        self.dirty || !self.chores.is_empty() || self.refills > 0 || !self.placing.is_empty()
+    }
+
+    /// Rebuilds the list of chores from the key map: replaces members on dead slaves, grows
+    /// short sets, and lists members to refill and keys to place.
+    fn scan(&mut self) {
+        self.chores.clear();
+        let keys: Vec<Key> = self.keys.keys().cloned().collect();
+        for key in keys {
+            self.tend(&key);
+        }
+    }
+
+    /// Lists the chores one key needs: placing it, replacing members on slaves that are gone,
+    /// growing a short set, refilling members that lack the master's entry.
+    fn tend(&mut self, key: &Key) {
+        if self.pending.contains_key(key) {
+            return;
+        }
+        let Some(state) = self.keys.get_mut(key) else { return };
+        if state.members.is_empty() {
+            if state.entry.is_some() {
+                self.chores.push_back(Chore::Place(key.clone()));
+            }
+            return;
+        }
+        let target = self.replicas.min(self.live.len());
+        let mut spares: Vec<&NodeId> =
+            self.live.keys().filter(|n| !state.members.iter().any(|m| &m.node == *n)).collect();
+        spares.shuffle(&mut self.rng);
+        for member in state.members.iter_mut() {
+            if !self.live.contains_key(&member.node) {
+                if let Some(spare) = spares.pop() {
+                    *member = Member { node: spare.clone(), incarnation: UNFILLED };
+                }
+            }
+        }
+        let live_members = state.members.iter().filter(|m| self.live.contains_key(&m.node)).count();
+        for spare in spares.into_iter().take(target.saturating_sub(live_members)) {
+            state.members.push(Member { node: spare.clone(), incarnation: UNFILLED });
+        }
+        for member in &state.members {
+            if self.live.get(&member.node).is_some_and(|inc| *inc != member.incarnation) {
+                self.chores.push_back(Chore::Refill(key.clone(), member.node.clone()));
+            }
+        }
+    }
+
+    /// A copy of the master's entry for a member that still lacks it, if that is still needed.
+    /// A member of a key that was never written has nothing to lack and counts at once.
+    fn refill_plan(&mut self, key: &Key, node: &NodeId) -> Option<WritePlan> {
+        if self.pending.contains_key(key) {
+            return None;
+        }
+        let incarnation = *self.live.get(node)?;
+        let state = self.keys.get_mut(key)?;
+        let member = state.members.iter_mut().find(|m| &m.node == node && m.incarnation != incarnation)?;
+        let Some(entry) = state.entry.clone() else {
+            member.incarnation = incarnation;
+            return None;
+        };
+        Some(WritePlan {
+            key: key.clone(),
+            entry,
+            targets: vec![Target { node: node.clone(), incarnation, counts: false }],
+            needed: 1,
+            log: false,
+        })
+    }
+
     fn run_waiting(&mut self, key: Key, waiting: Vec<(Op, T)>) -> Vec<Effect<T>> {
-        waiting
-            .into_iter()
-            .map(|(op, token)| self.plan(key.clone(), op, token))
-            .collect()
+        waiting.into_iter().map(|(op, token)| self.plan(key.clone(), op, token)).collect()
     }
 
     fn plan(&mut self, key: Key, op: Op, token: T) -> Effect<T> {
-        let members = &self.keys[&key];
-        let needed = majority(members.len());
+        let members = &self.keys[&key].members;
+        let size = members.len();
+        let needed = majority(size);
         let targets: Vec<Target> = members
             .iter()
             .filter_map(|m| {
@@ -334,47 +515,39 @@ impl<T> Coordinator<T> {
             Op::Put(_) | Op::Del => targets.len(),
         };
         if usable < needed {
-            let detail = format!(
-                "key {key}: {usable} of its {} replicas can answer, {needed} needed",
-                members.len()
-            );
-            return Effect::Reply {
-                token,
-                result: Err(WireError::unavailable(detail)),
-            };
+            // Members that forgot the key (or never had it) can be filled from the master's own
+            // entry, which is at least as new as every completed write; the read runs after.
+            let counting = targets.iter().filter(|t| t.counts).count();
+            if let (Op::Get, Some(entry)) = (&op, &self.keys[&key].entry) {
+                if targets.len() >= needed {
+                    let plan = WritePlan {
+                        key: key.clone(),
+                        entry: entry.clone(),
+                        targets: targets.into_iter().filter(|t| !t.counts).collect(),
+                        needed: needed - counting,
+                        log: false,
+                    };
+                    self.pending.insert(key, vec![(op, token)]);
+                    return Effect::Seed { plan };
+                }
+            }
+            let detail = format!("key {key}: {usable} of its {size} replicas can answer, {needed} needed");
+            return Effect::Reply { token, result: Err(WireError::unavailable(detail)) };
         }
         match op {
-            Op::Get => Effect::Read {
-                token,
-                plan: ReadPlan {
-                    key,
-                    targets,
-                    needed,
-                },
-            },
+            Op::Get => Effect::Read { token, plan: ReadPlan { key, targets, needed } },
             Op::Put(value) => self.write(key, Some(value), targets, needed, token),
             Op::Del => self.write(key, None, targets, needed, token),
         }
     }
 
-    fn write(
-        &mut self,
-        key: Key,
-        value: Option<Value>,
-        targets: Vec<Target>,
-        needed: usize,
-        token: T,
-    ) -> Effect<T> {
+    fn write(&mut self, key: Key, value: Option<Value>, targets: Vec<Target>, needed: usize, token: T) -> Effect<T> {
         let version = self.next_version();
-        Effect::Write {
-            token,
-            plan: WritePlan {
-                key,
-                entry: Entry { version, value },
-                targets,
-                needed,
-            },
+        let entry = Entry { version, value };
+        if let Some(state) = self.keys.get_mut(&key) {
+            state.entry = Some(entry.clone());
         }
+        Effect::Write { token, plan: WritePlan { key, entry, targets, needed, log: true } }
     }
 
     fn next_version(&mut self) -> Version {
@@ -398,25 +571,12 @@ impl<T> Coordinator<T> {
     }
 
     fn live_targets(&self) -> Vec<Target> {
-        self.live
-            .iter()
-            .map(|(node, &incarnation)| Target {
-                node: node.clone(),
-                incarnation,
-                counts: true,
-            })
-            .collect()
+        self.live.iter().map(|(node, &incarnation)| Target { node: node.clone(), incarnation, counts: true }).collect()
     }
 }
 
 fn fail_all<T>(waiting: Vec<(Op, T)>, detail: &str) -> Vec<Effect<T>> {
-    waiting
-        .into_iter()
-        .map(|(_, token)| Effect::Reply {
-            token,
-            result: Err(WireError::unavailable(detail)),
-        })
-        .collect()
+    waiting.into_iter().map(|(_, token)| Effect::Reply { token, result: Err(WireError::unavailable(detail)) }).collect()
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 
 use net::{
-    encode_frame, FromServer, Hello, MsgCodec, NodeId, PeerRole, ServerRole, ToServer, Welcome,
-    WireError, PROTOCOL_VERSION,
+    encode_frame, FromServer, Hello, MsgCodec, NodeId, PeerRole, ServerRole, ToServer, Welcome, WireError,
+    PROTOCOL_VERSION,
 };
 
 use super::client_session::ClientSession;
@@ -31,11 +31,7 @@ type ServerReader = FramedRead<tokio::net::tcp::OwnedReadHalf, MsgCodec<ToServer
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections forever.
-pub async fn serve(
-    listener: TcpListener,
-    coordinator: Addr<CoordinatorActor>,
-    config: Arc<MasterConfig>,
-) {
+pub async fn serve(listener: TcpListener, coordinator: Addr<CoordinatorActor>, config: Arc<MasterConfig>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -78,20 +74,13 @@ async fn handshake(
     };
     let Hello { protocol, role } = hello;
     if protocol != PROTOCOL_VERSION {
-        let detail = format!(
-            "protocol version {protocol} is not supported; this server speaks {PROTOCOL_VERSION}"
-        );
+        let detail = format!("protocol version {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
         return refuse(peer, reader, write, WireError::protocol(detail)).await;
     }
     let Ok(view) = coordinator.send(Describe).await else {
         return;
     };
-    let welcome = Welcome {
-        protocol: PROTOCOL_VERSION,
-        node: config.node.clone(),
-        role: view.role,
-        epoch: view.epoch,
-    };
+    let welcome = Welcome { protocol: PROTOCOL_VERSION, node: config.node.clone(), role: view.role, epoch: view.epoch };
     debug_assert_eq!(view.role, ServerRole::Master);
     match role {
         PeerRole::Client => {
@@ -101,28 +90,13 @@ async fn handshake(
                 ClientSession::new(peer, outbox, coordinator, welcome)
             });
         }
-        PeerRole::Slave {
-            id,
-            epoch,
-            incarnation,
-            max_version,
-            keys,
-        } => {
+        PeerRole::Slave { id, epoch, incarnation, max_version, keys } => {
             if let Err(detail) = NodeId::parse(id.as_str()) {
                 return refuse(peer, reader, write, WireError::bad_request(detail)).await;
             }
             if epoch > view.epoch {
                 tracing::error!(slave = %id, slave_epoch = %epoch, our_epoch = %view.epoch, "slave has accepted a newer epoch");
-                return refuse(
-                    peer,
-                    reader,
-                    write,
-                    WireError::StaleEpoch {
-                        sent: view.epoch,
-                        current: epoch,
-                    },
-                )
-                .await;
+                return refuse(peer, reader, write, WireError::StaleEpoch { sent: view.epoch, current: epoch }).await;
             }
             let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
             let outbox = Outbox::spawn(write);
@@ -131,29 +105,12 @@ async fn handshake(
             let node = id.clone();
             let proxy = SlaveProxy::create(move |ctx| {
                 ctx.add_stream(frames(reader));
-                SlaveProxy::new(
-                    node,
-                    conn,
-                    peer,
-                    outbox,
-                    proxy_coordinator,
-                    welcome,
-                    heartbeat,
-                )
+                SlaveProxy::new(node, conn, peer, outbox, proxy_coordinator, welcome, heartbeat)
             });
-            coordinator.do_send(SlaveJoined {
-                node: id,
-                incarnation,
-                max_version,
-                keys,
-                addr: peer,
-                conn,
-                proxy,
-            });
+            coordinator.do_send(SlaveJoined { node: id, incarnation, max_version, keys, addr: peer, conn, proxy });
         }
         PeerRole::Backup { id, .. } => {
-            let detail =
-                format!("backup {id} refused: this master does not ship its log to a standby");
+            let detail = format!("backup {id} refused: this master does not ship its log to a standby");
             refuse(peer, reader, write, WireError::protocol(detail)).await;
         }
     }
@@ -163,9 +120,7 @@ async fn handshake(
 async fn refuse(peer: SocketAddr, reader: ServerReader, mut write: OwnedWriteHalf, err: WireError) {
     tracing::info!(%peer, %err, "refusing a connection");
     let mut buf = BytesMut::new();
-    if encode_frame(&FromServer::Error(err), &mut buf).is_ok()
-        && write.write_all(&buf).await.is_ok()
-    {
+    if encode_frame(&FromServer::Error(err), &mut buf).is_ok() && write.write_all(&buf).await.is_ok() {
         let _ = write.shutdown().await;
     }
     drain(reader.into_inner()).await;

@@ -17,16 +17,9 @@ pub fn choose(live: &[&NodeId], preferred: &[NodeId], n: usize, rng: &mut impl R
             chosen.push(node.clone());
         }
     }
-    let rest: Vec<&NodeId> = live
-        .iter()
-        .copied()
-        .filter(|node| !chosen.contains(node))
-        .collect();
+    let rest: Vec<&NodeId> = live.iter().copied().filter(|node| !chosen.contains(node)).collect();
     let missing = n.saturating_sub(chosen.len());
-    chosen.extend(
-        rest.choose_multiple(rng, missing)
-            .map(|node| (*node).clone()),
-    );
+    chosen.extend(rest.choose_multiple(rng, missing).map(|node| (*node).clone()));
     chosen
 }
 

@@ -42,17 +42,9 @@ pub fn decide_read(answers: &[ReadAnswer<'_>], needed: usize) -> Option<RepairDe
     if counting < needed {
         return None;
     }
-    let winner = answers
-        .iter()
-        .filter_map(|a| a.entry)
-        .max_by_key(|e| e.version)
-        .cloned();
+    let winner = answers.iter().filter_map(|a| a.entry).max_by_key(|e| e.version).cloned();
     let Some(winner) = winner else {
-        return Some(RepairDecision {
-            winner: None,
-            stale: Vec::new(),
-            holders: counting,
-        });
+        return Some(RepairDecision { winner: None, stale: Vec::new(), holders: counting });
     };
     let mut stale = Vec::new();
     let mut holders = 0;
@@ -62,11 +54,7 @@ pub fn decide_read(answers: &[ReadAnswer<'_>], needed: usize) -> Option<RepairDe
             Some(_) | None => stale.push(i),
         }
     }
-    Some(RepairDecision {
-        winner: Some(winner),
-        stale,
-        holders,
-    })
+    Some(RepairDecision { winner: Some(winner), stale, holders })
 }
 
 #[cfg(test)]
@@ -75,10 +63,7 @@ mod tests {
     use net::{Value, Version};
 
     fn entry(seq: u64) -> Entry {
-        Entry {
-            version: Version::new(1, seq),
-            value: Some(Value::new(format!("v{seq}")).unwrap()),
-        }
+        Entry { version: Version::new(1, seq), value: Some(Value::new(format!("v{seq}")).unwrap()) }
     }
 
     #[test]
@@ -97,18 +82,10 @@ mod tests {
             let subsets: Vec<u32> = (0..(1u32 << n)).collect();
             for &acks in &subsets {
                 let complete = acks.count_ones() as usize >= majority(n);
-                assert_eq!(
-                    complete,
-                    2 * acks.count_ones() as usize > n,
-                    "n={n} acks={acks:b}"
-                );
+                assert_eq!(complete, 2 * acks.count_ones() as usize > n, "n={n} acks={acks:b}");
                 for &other in &subsets {
                     if complete && other.count_ones() as usize >= majority(n) {
-                        assert_ne!(
-                            acks & other,
-                            0,
-                            "majorities {acks:b} and {other:b} of {n} must meet"
-                        );
+                        assert_ne!(acks & other, 0, "majorities {acks:b} and {other:b} of {n} must meet");
                     }
                 }
             }
@@ -118,21 +95,8 @@ mod tests {
     #[test]
     fn read_waits_for_enough_counting_answers() {
         let e = entry(1);
-        let answers = [
-            ReadAnswer {
-                counts: true,
-                entry: Some(&e),
-            },
-            ReadAnswer {
-                counts: false,
-                entry: Some(&e),
-            },
-        ];
-        assert_eq!(
-            decide_read(&answers, 2),
-            None,
-            "an amnesiac replica does not count"
-        );
+        let answers = [ReadAnswer { counts: true, entry: Some(&e) }, ReadAnswer { counts: false, entry: Some(&e) }];
+        assert_eq!(decide_read(&answers, 2), None, "an amnesiac replica does not count");
         assert!(decide_read(&answers[..1], 1).is_some());
     }
 
@@ -140,18 +104,9 @@ mod tests {
     fn read_takes_the_highest_version_and_repairs_the_rest() {
         let (old, new) = (entry(1), entry(2));
         let answers = [
-            ReadAnswer {
-                counts: true,
-                entry: Some(&old),
-            },
-            ReadAnswer {
-                counts: true,
-                entry: Some(&new),
-            },
-            ReadAnswer {
-                counts: false,
-                entry: None,
-            },
+            ReadAnswer { counts: true, entry: Some(&old) },
+            ReadAnswer { counts: true, entry: Some(&new) },
+            ReadAnswer { counts: false, entry: None },
         ];
         let decision = decide_read(&answers, 2).unwrap();
         assert_eq!(decision.winner, Some(new));
@@ -162,20 +117,8 @@ mod tests {
     #[test]
     fn a_tombstone_wins_over_an_older_value() {
         let old = entry(1);
-        let tomb = Entry {
-            version: Version::new(1, 2),
-            value: None,
-        };
-        let answers = [
-            ReadAnswer {
-                counts: true,
-                entry: Some(&old),
-            },
-            ReadAnswer {
-                counts: true,
-                entry: Some(&tomb),
-            },
-        ];
+        let tomb = Entry { version: Version::new(1, 2), value: None };
+        let answers = [ReadAnswer { counts: true, entry: Some(&old) }, ReadAnswer { counts: true, entry: Some(&tomb) }];
         let decision = decide_read(&answers, 2).unwrap();
         assert_eq!(decision.winner, Some(tomb));
         assert_eq!(decision.stale, vec![0]);
@@ -183,24 +126,8 @@ mod tests {
 
     #[test]
     fn no_entry_anywhere_needs_no_repair() {
-        let answers = [
-            ReadAnswer {
-                counts: true,
-                entry: None,
-            },
-            ReadAnswer {
-                counts: true,
-                entry: None,
-            },
-        ];
+        let answers = [ReadAnswer { counts: true, entry: None }, ReadAnswer { counts: true, entry: None }];
         let decision = decide_read(&answers, 2).unwrap();
-        assert_eq!(
-            decision,
-            RepairDecision {
-                winner: None,
-                stale: vec![],
-                holders: 2
-            }
-        );
+        assert_eq!(decision, RepairDecision { winner: None, stale: vec![], holders: 2 });
     }
 }

@@ -76,12 +76,7 @@ impl ReadAggregator {
     fn send(&self, tag: usize, op: SlaveOp, ctx: &mut Context<Self>) -> bool {
         match &self.targets[tag].1 {
             Some(proxy) if proxy.connected() => {
-                proxy.do_send(Call {
-                    epoch: self.epoch,
-                    op,
-                    reply_to: ctx.address().recipient(),
-                    tag,
-                });
+                proxy.do_send(Call { epoch: self.epoch, op, reply_to: ctx.address().recipient(), tag });
                 true
             }
             Some(_) | None => false,
@@ -89,16 +84,8 @@ impl ReadAggregator {
     }
 
     fn repair(&mut self, tag: usize, winner: &Entry, ctx: &mut Context<Self>) {
-        let op = SlaveOp::Write {
-            key: self.key.clone(),
-            version: winner.version,
-            value: winner.value.clone(),
-        };
-        self.slots[tag] = if self.send(tag, op, ctx) {
-            Slot::Repairing
-        } else {
-            Slot::Failed
-        };
+        let op = SlaveOp::Write { key: self.key.clone(), version: winner.version, value: winner.value.clone() };
+        self.slots[tag] = if self.send(tag, op, ctx) { Slot::Repairing } else { Slot::Failed };
     }
 
     fn answer(&mut self, result: Result<ClientReply, WireError>) {
@@ -108,10 +95,7 @@ impl ReadAggregator {
     }
 
     fn settled(&self) -> bool {
-        !self
-            .slots
-            .iter()
-            .any(|s| matches!(s, Slot::Pending | Slot::Repairing))
+        !self.slots.iter().any(|s| matches!(s, Slot::Pending | Slot::Repairing))
     }
 
     fn check(&mut self, ctx: &mut Context<Self>) {
@@ -123,17 +107,9 @@ impl ReadAggregator {
         }
         if let (Some(winner), true) = (&self.winner, self.purpose.is_some()) {
             let holders = self.slots.iter().filter(|s| **s == Slot::Holds).count();
-            let possible = holders
-                + self
-                    .slots
-                    .iter()
-                    .filter(|s| matches!(s, Slot::Pending | Slot::Repairing))
-                    .count();
+            let possible = holders + self.slots.iter().filter(|s| matches!(s, Slot::Pending | Slot::Repairing)).count();
             if holders >= self.needed {
-                let reply = ClientReply::Value {
-                    value: winner.value.clone(),
-                    version: Some(winner.version),
-                };
+                let reply = ClientReply::Value { value: winner.value.clone(), version: Some(winner.version) };
                 self.answer(Ok(reply));
             } else if possible < self.needed {
                 self.answer(Err(WireError::unavailable(format!(
@@ -154,13 +130,9 @@ impl ReadAggregator {
             .iter()
             .enumerate()
             .filter_map(|(i, slot)| match slot {
-                Slot::Answered(entry) => Some((
-                    i,
-                    ReadAnswer {
-                        counts: self.targets[i].0.counts,
-                        entry: entry.as_ref(),
-                    },
-                )),
+                Slot::Answered(entry) => {
+                    Some((i, ReadAnswer { counts: self.targets[i].0.counts, entry: entry.as_ref() }))
+                }
                 Slot::Pending | Slot::Repairing | Slot::Holds | Slot::Failed => None,
             })
             .collect();
@@ -170,9 +142,7 @@ impl ReadAggregator {
                 .slots
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| {
-                    self.targets[*i].0.counts && matches!(s, Slot::Pending | Slot::Answered(_))
-                })
+                .filter(|(i, s)| self.targets[*i].0.counts && matches!(s, Slot::Pending | Slot::Answered(_)))
                 .count();
             if counting_left < self.needed {
                 self.answer(Err(WireError::unavailable(format!(
@@ -183,16 +153,9 @@ impl ReadAggregator {
             return;
         };
         let stale: Vec<usize> = decision.stale.iter().map(|&j| answered[j].0).collect();
-        let holders: Vec<usize> = answered
-            .iter()
-            .map(|(i, _)| *i)
-            .filter(|i| !stale.contains(i))
-            .collect();
+        let holders: Vec<usize> = answered.iter().map(|(i, _)| *i).filter(|i| !stale.contains(i)).collect();
         let Some(winner) = decision.winner else {
-            self.answer(Ok(ClientReply::Value {
-                value: None,
-                version: None,
-            }));
+            self.answer(Ok(ClientReply::Value { value: None, version: None }));
             return;
         };
         for i in holders {
@@ -214,19 +177,13 @@ impl ReadAggregator {
             .iter()
             .zip(&self.targets)
             .filter_map(|(slot, (target, _))| match slot {
-                Slot::Answered(entry) => Some(Found {
-                    node: target.node.clone(),
-                    incarnation: target.incarnation,
-                    entry: entry.clone(),
-                }),
+                Slot::Answered(entry) => {
+                    Some(Found { node: target.node.clone(), incarnation: target.incarnation, entry: entry.clone() })
+                }
                 Slot::Pending | Slot::Repairing | Slot::Holds | Slot::Failed => None,
             })
             .collect();
-        self.coordinator.do_send(Discovered {
-            key: self.key.clone(),
-            found,
-            complete,
-        });
+        self.coordinator.do_send(Discovered { key: self.key.clone(), found, complete });
         ctx.stop();
     }
 }
@@ -236,13 +193,7 @@ impl Actor for ReadAggregator {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         for tag in 0..self.targets.len() {
-            if !self.send(
-                tag,
-                SlaveOp::Read {
-                    key: self.key.clone(),
-                },
-                ctx,
-            ) {
+            if !self.send(tag, SlaveOp::Read { key: self.key.clone() }, ctx) {
                 self.slots[tag] = Slot::Failed;
             }
         }
@@ -253,10 +204,7 @@ impl Actor for ReadAggregator {
                 }
                 return act.check_discovery(ctx);
             }
-            let detail = format!(
-                "read of {} did not reach a majority within {:?}",
-                act.key, act.timeout
-            );
+            let detail = format!("read of {} did not reach a majority within {:?}", act.key, act.timeout);
             act.answer(Err(WireError::unavailable(detail)));
             ctx.stop();
         });

@@ -8,14 +8,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use actix::prelude::{
-    Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, Recipient, StreamHandler,
-};
+use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, Recipient, StreamHandler};
 
-use net::{
-    Epoch, FromServer, NetError, NodeId, RequestId, SlaveOp, SlaveReply, ToServer, Welcome,
-    WireError,
-};
+use net::{Epoch, FromServer, NetError, NodeId, RequestId, SlaveOp, SlaveReply, ToServer, Welcome, WireError};
 
 use super::coordinator::{CoordinatorActor, SlaveLeft, SlaveStats};
 use crate::outbox::{Outbox, LINGER};
@@ -53,10 +48,7 @@ pub enum CallError {
 pub struct Retire;
 
 enum InFlight {
-    Call {
-        reply_to: Recipient<SlaveAnswer>,
-        tag: usize,
-    },
+    Call { reply_to: Recipient<SlaveAnswer>, tag: usize },
     Ping,
 }
 
@@ -129,10 +121,9 @@ impl SlaveProxy {
     fn fail_in_flight(&mut self) {
         for (_, entry) in self.in_flight.drain() {
             match entry {
-                InFlight::Call { reply_to, tag } => reply_to.do_send(SlaveAnswer {
-                    tag,
-                    result: Err(CallError::Disconnected),
-                }),
+                InFlight::Call { reply_to, tag } => {
+                    reply_to.do_send(SlaveAnswer { tag, result: Err(CallError::Disconnected) })
+                }
                 InFlight::Ping => {}
             }
         }
@@ -162,10 +153,7 @@ impl Actor for SlaveProxy {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.fail_in_flight();
-        self.coordinator.do_send(SlaveLeft {
-            node: self.node.clone(),
-            conn: self.conn,
-        });
+        self.coordinator.do_send(SlaveLeft { node: self.node.clone(), conn: self.conn });
     }
 }
 
@@ -177,41 +165,29 @@ impl StreamHandler<Result<ToServer, NetError>> for SlaveProxy {
         self.last_heard = Instant::now();
         match frame {
             Ok(ToServer::SlaveResponse { id, result }) => match self.in_flight.remove(&id) {
-                Some(InFlight::Call { reply_to, tag }) => reply_to.do_send(SlaveAnswer {
-                    tag,
-                    result: result.map_err(CallError::Refused),
-                }),
+                Some(InFlight::Call { reply_to, tag }) => {
+                    reply_to.do_send(SlaveAnswer { tag, result: result.map_err(CallError::Refused) })
+                }
                 Some(InFlight::Ping) => match result {
-                    Ok(SlaveReply::Pong { keys }) => self.coordinator.do_send(SlaveStats {
-                        node: self.node.clone(),
-                        conn: self.conn,
-                        keys,
-                    }),
-                    Ok(other) => self.close_with(
-                        WireError::protocol(format!("expected Pong, got {other:?}")),
-                        ctx,
-                    ),
+                    Ok(SlaveReply::Pong { keys }) => {
+                        self.coordinator.do_send(SlaveStats { node: self.node.clone(), conn: self.conn, keys })
+                    }
+                    Ok(other) => self.close_with(WireError::protocol(format!("expected Pong, got {other:?}")), ctx),
                     Err(err) => {
                         tracing::warn!(slave = %self.node, %err, "slave refused a heartbeat");
                         ctx.stop();
                     }
                 },
-                None => self.close_with(
-                    WireError::protocol(format!("response to unknown request {id}")),
-                    ctx,
-                ),
+                None => self.close_with(WireError::protocol(format!("response to unknown request {id}")), ctx),
             },
             Ok(ToServer::Error(err)) => {
                 tracing::warn!(slave = %self.node, %err, "slave sent an error");
                 ctx.stop();
             }
-            Ok(ToServer::Hello(_)) => {
-                self.close_with(WireError::protocol("handshake already done"), ctx)
+            Ok(ToServer::Hello(_)) => self.close_with(WireError::protocol("handshake already done"), ctx),
+            Ok(ToServer::Request { .. }) => {
+                self.close_with(WireError::protocol("a client request on a slave connection"), ctx)
             }
-            Ok(ToServer::Request { .. }) => self.close_with(
-                WireError::protocol("a client request on a slave connection"),
-                ctx,
-            ),
             Err(err) => match err.to_wire() {
                 Some(wire) => self.close_with(wire, ctx),
                 None => {
@@ -234,26 +210,9 @@ impl Handler<Call> for SlaveProxy {
     type Result = ();
 
     fn handle(&mut self, msg: Call, _ctx: &mut Context<Self>) {
-        let Call {
-            epoch,
-            op,
-            reply_to,
-            tag,
-        } = msg;
-        if self.closing
-            || !self.send(
-                epoch,
-                op,
-                InFlight::Call {
-                    reply_to: reply_to.clone(),
-                    tag,
-                },
-            )
-        {
-            reply_to.do_send(SlaveAnswer {
-                tag,
-                result: Err(CallError::Disconnected),
-            });
+        let Call { epoch, op, reply_to, tag } = msg;
+        if self.closing || !self.send(epoch, op, InFlight::Call { reply_to: reply_to.clone(), tag }) {
+            reply_to.do_send(SlaveAnswer { tag, result: Err(CallError::Disconnected) });
         }
     }
 }

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
 
-use net::{ClientReply, Epoch, SlaveOp, SlaveReply, WireError};
+use net::{ClientReply, Epoch, Incarnation, NodeId, SlaveOp, SlaveReply, WireError};
 
-use super::coordinator::{Caller, CoordinatorActor, Revalidated, Seeded};
+use super::coordinator::{Caller, CoordinatorActor, Refilled, Revalidated, Seeded};
 use super::core::{Target, WritePlan};
 use super::slave_proxy::{Call, CallError, SlaveAnswer, SlaveProxy};
+use super::wal_writer::Durable;
 
 /// Who is told when the write completes.
 pub enum Completion {
@@ -23,6 +24,8 @@ pub enum Completion {
     Client(Caller),
     /// The coordinator, copying a discovered entry into a new replica set.
     Seed,
+    /// The coordinator, copying its entry to one member in the background.
+    Refill { node: NodeId, incarnation: Incarnation },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub struct WriteAggregator {
     targets: Vec<(Target, Option<Addr<SlaveProxy>>)>,
     slots: Vec<Slot>,
     maybe_applied: bool,
+    /// The master's log holds the record (always true for copies, which need no record).
+    durable: bool,
     completion: Option<Completion>,
     coordinator: Addr<CoordinatorActor>,
     timeout: Duration,
@@ -53,11 +58,15 @@ impl WriteAggregator {
         epoch: Epoch,
     ) -> Self {
         let slots = vec![Slot::Pending; targets.len()];
+        let plan_log = plan.log;
         WriteAggregator {
             plan,
             targets,
             slots,
-            maybe_applied: false,
+            // A logged write may be replayed from the log after a crash: once appended, it may
+            // take effect whatever the replicas say.
+            maybe_applied: plan_log,
+            durable: !plan_log,
             completion: Some(completion),
             coordinator,
             timeout,
@@ -71,21 +80,16 @@ impl WriteAggregator {
 
     fn check(&mut self, ctx: &mut Context<Self>) {
         let (acked, pending) = (self.count(Slot::Acked), self.count(Slot::Pending));
-        if acked >= self.plan.needed {
+        if acked >= self.plan.needed && self.durable {
             self.complete(Ok(()));
         } else if acked + pending < self.plan.needed {
-            let detail = format!(
-                "write of {} reached {acked} of the {} replicas it needs",
-                self.plan.key, self.plan.needed
-            );
-            let err = if self.maybe_applied {
-                WireError::outcome_unknown(detail)
-            } else {
-                WireError::unavailable(detail)
-            };
+            let detail =
+                format!("write of {} reached {acked} of the {} replicas it needs", self.plan.key, self.plan.needed);
+            let err =
+                if self.maybe_applied { WireError::outcome_unknown(detail) } else { WireError::unavailable(detail) };
             self.complete(Err(err));
         }
-        if pending == 0 {
+        if pending == 0 && self.completion.is_none() {
             ctx.stop();
         }
     }
@@ -95,13 +99,13 @@ impl WriteAggregator {
             return;
         };
         match completion {
-            Completion::Client(caller) => caller.answer(result.map(|()| ClientReply::Written {
-                version: self.plan.entry.version,
-            })),
-            Completion::Seed => self.coordinator.do_send(Seeded {
-                key: self.plan.key.clone(),
-                ok: result.is_ok(),
-            }),
+            Completion::Client(caller) => {
+                caller.answer(result.map(|()| ClientReply::Written { version: self.plan.entry.version }))
+            }
+            Completion::Seed => self.coordinator.do_send(Seeded { key: self.plan.key.clone(), ok: result.is_ok() }),
+            Completion::Refill { node, incarnation } => {
+                self.coordinator.do_send(Refilled { key: self.plan.key.clone(), node, incarnation, ok: result.is_ok() })
+            }
         }
     }
 }
@@ -127,10 +131,7 @@ impl Actor for WriteAggregator {
             }
         }
         ctx.run_later(self.timeout, |act, ctx| {
-            let detail = format!(
-                "no majority acknowledged the write of {} within {:?}",
-                act.plan.key, act.timeout
-            );
+            let detail = format!("no majority acknowledged the write of {} within {:?}", act.plan.key, act.timeout);
             act.complete(Err(WireError::outcome_unknown(detail)));
             ctx.stop();
         });
@@ -174,5 +175,24 @@ impl Handler<SlaveAnswer> for WriteAggregator {
             }
         };
         self.check(ctx);
+    }
+}
+
+impl Handler<Durable> for WriteAggregator {
+    type Result = ();
+
+    fn handle(&mut self, msg: Durable, ctx: &mut Context<Self>) {
+        debug_assert!(self.plan.log, "only logged writes wait for the log");
+        match msg.result {
+            Ok(()) => {
+                self.durable = true;
+                self.check(ctx);
+            }
+            Err(reason) => {
+                let detail = format!("the master's write-ahead log failed: {reason}");
+                self.complete(Err(WireError::outcome_unknown(detail)));
+                ctx.stop();
+            }
+        }
     }
 }

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Supervised, WrapFuture,
-};
+use actix::prelude::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Supervised, WrapFuture};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -46,23 +44,14 @@ pub struct MasterLink {
 impl MasterLink {
     pub fn new(config: SlaveConfig, store: Addr<Store>) -> Self {
         let backoff = Backoff::new(config.backoff_base, config.backoff_cap);
-        MasterLink {
-            config: Arc::new(config),
-            store,
-            backoff,
-            rng: StdRng::from_os_rng(),
-            connected: false,
-        }
+        MasterLink { config: Arc::new(config), store, backoff, rng: StdRng::from_os_rng(), connected: false }
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
         let config = self.config.clone();
         let store = self.store.clone();
         let attempt = async move {
-            let info = store
-                .send(Describe)
-                .await
-                .map_err(|e| format!("store unavailable: {e}"))?;
+            let info = store.send(Describe).await.map_err(|e| format!("store unavailable: {e}"))?;
             let role = PeerRole::Slave {
                 id: config.id.clone(),
                 epoch: info.epoch,
@@ -83,36 +72,23 @@ impl MasterLink {
             }
             Err(failures.join("; "))
         };
-        ctx.wait(
-            attempt
-                .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok(dialed) => act.start_session(dialed, ctx),
-                    Err(reason) => {
-                        let delay = act.backoff.next_delay(&mut act.rng);
-                        tracing::warn!(%reason, ?delay, "no master reachable; retrying");
-                        ctx.run_later(delay, |act, ctx| act.connect(ctx));
-                    }
-                }),
-        );
+        ctx.wait(attempt.into_actor(self).map(|result, act, ctx| match result {
+            Ok(dialed) => act.start_session(dialed, ctx),
+            Err(reason) => {
+                let delay = act.backoff.next_delay(&mut act.rng);
+                tracing::warn!(%reason, ?delay, "no master reachable; retrying");
+                ctx.run_later(delay, |act, ctx| act.connect(ctx));
+            }
+        }));
     }
 
     fn start_session(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
-        let Dialed {
-            addr,
-            welcome,
-            reader,
-            writer,
-        } = dialed;
+        let Dialed { addr, welcome, reader, writer } = dialed;
         tracing::info!(master = %addr, node = %welcome.node, epoch = %welcome.epoch, "connected to master");
         self.backoff.reset();
         self.connected = true;
         let outbox = Outbox::spawn(writer);
-        let (store, link, timeout) = (
-            self.store.clone(),
-            ctx.address(),
-            self.config.master_timeout,
-        );
+        let (store, link, timeout) = (self.store.clone(), ctx.address(), self.config.master_timeout);
         SlaveSession::create(move |session_ctx| {
             <SlaveSession as actix::StreamHandler<_>>::add_stream(frames(reader), session_ctx);
             SlaveSession::new(addr, outbox, store, link, timeout)

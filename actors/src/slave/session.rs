@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use actix::prelude::{
-    Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, StreamHandler,
-};
+use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, StreamHandler};
 
 use net::{FromServer, NetError, ToServer, WireError};
 
@@ -39,15 +37,7 @@ impl SlaveSession {
         link: Addr<MasterLink>,
         timeout: Duration,
     ) -> Self {
-        SlaveSession {
-            master,
-            outbox,
-            store,
-            link,
-            last_heard: Instant::now(),
-            timeout,
-            closing: false,
-        }
+        SlaveSession { master, outbox, store, link, last_heard: Instant::now(), timeout, closing: false }
     }
 
     fn close_with(&mut self, err: WireError, ctx: &mut Context<Self>) {
@@ -72,9 +62,7 @@ impl Actor for SlaveSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.link.do_send(SessionEnded {
-            master: self.master.clone(),
-        });
+        self.link.do_send(SessionEnded { master: self.master.clone() });
     }
 }
 
@@ -86,24 +74,16 @@ impl StreamHandler<Result<FromServer, NetError>> for SlaveSession {
         self.last_heard = Instant::now();
         match frame {
             Ok(FromServer::SlaveRequest { id, epoch, op }) => {
-                self.store.do_send(Apply {
-                    id,
-                    epoch,
-                    op,
-                    reply_to: ctx.address().recipient(),
-                });
+                self.store.do_send(Apply { id, epoch, op, reply_to: ctx.address().recipient() });
             }
             Ok(FromServer::Error(err)) => {
                 tracing::warn!(master = %self.master, %err, "master sent an error");
                 ctx.stop();
             }
-            Ok(FromServer::Welcome(_)) => {
-                self.close_with(WireError::protocol("a second Welcome"), ctx)
+            Ok(FromServer::Welcome(_)) => self.close_with(WireError::protocol("a second Welcome"), ctx),
+            Ok(FromServer::Response { .. }) => {
+                self.close_with(WireError::protocol("a client response on a slave connection"), ctx)
             }
-            Ok(FromServer::Response { .. }) => self.close_with(
-                WireError::protocol("a client response on a slave connection"),
-                ctx,
-            ),
             Err(err) => match err.to_wire() {
                 Some(wire) => self.close_with(wire, ctx),
                 None => {
@@ -119,9 +99,6 @@ impl Handler<Applied> for SlaveSession {
     type Result = ();
 
     fn handle(&mut self, msg: Applied, _ctx: &mut Context<Self>) {
-        self.outbox.send(ToServer::SlaveResponse {
-            id: msg.id,
-            result: msg.result,
-        });
+        self.outbox.send(ToServer::SlaveResponse { id: msg.id, result: msg.result });
     }
 }

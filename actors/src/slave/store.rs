@@ -62,44 +62,28 @@ pub struct Store {
 
 impl Store {
     pub fn new() -> Self {
-        Store {
-            map: StoreMap::default(),
-            epoch: Epoch(0),
-        }
+        Store { map: StoreMap::default(), epoch: Epoch(0) }
     }
 
     fn apply(&mut self, epoch: Epoch, op: SlaveOp) -> Result<SlaveReply, WireError> {
         if epoch < self.epoch {
-            return Err(WireError::StaleEpoch {
-                sent: epoch,
-                current: self.epoch,
-            });
+            return Err(WireError::StaleEpoch { sent: epoch, current: self.epoch });
         }
         if epoch > self.epoch {
             tracing::info!(old = %self.epoch, new = %epoch, "accepting a newer epoch");
             self.epoch = epoch;
         }
         match op {
-            SlaveOp::Read { key } => Ok(SlaveReply::Read {
-                entry: self.map.read(&key),
-            }),
-            SlaveOp::Write {
-                key,
-                version,
-                value,
-            } => {
+            SlaveOp::Read { key } => Ok(SlaveReply::Read { entry: self.map.read(&key) }),
+            SlaveOp::Write { key, version, value } => {
                 if version.epoch > epoch {
                     return Err(WireError::bad_request(format!(
                         "version {version} is from a later epoch than the request's {epoch}"
                     )));
                 }
-                Ok(SlaveReply::Written {
-                    current: self.map.write(key, version, value),
-                })
+                Ok(SlaveReply::Written { current: self.map.write(key, version, value) })
             }
-            SlaveOp::Ping => Ok(SlaveReply::Pong {
-                keys: self.map.len() as u64,
-            }),
+            SlaveOp::Ping => Ok(SlaveReply::Pong { keys: self.map.len() as u64 }),
         }
     }
 }
@@ -157,11 +141,7 @@ impl Handler<Describe> for Store {
     type Result = MessageResult<Describe>;
 
     fn handle(&mut self, _msg: Describe, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(StoreInfo {
-            epoch: self.epoch,
-            max_version: self.map.max_version(),
-            keys: self.map.len() as u64,
-        })
+        MessageResult(StoreInfo { epoch: self.epoch, max_version: self.map.max_version(), keys: self.map.len() as u64 })
     }
 }
 
@@ -180,19 +160,10 @@ mod tests {
     #[test]
     fn only_newer_versions_are_applied() {
         let mut map = StoreMap::default();
-        assert_eq!(
-            map.write(key("k"), Version::new(1, 5), val("five")),
-            Version::new(1, 5)
-        );
-        assert_eq!(
-            map.write(key("k"), Version::new(1, 3), val("three")),
-            Version::new(1, 5)
-        );
+        assert_eq!(map.write(key("k"), Version::new(1, 5), val("five")), Version::new(1, 5));
+        assert_eq!(map.write(key("k"), Version::new(1, 3), val("three")), Version::new(1, 5));
         assert_eq!(map.read(&key("k")).unwrap().value, val("five"));
-        assert_eq!(
-            map.write(key("k"), Version::new(2, 1), val("new")),
-            Version::new(2, 1)
-        );
+        assert_eq!(map.write(key("k"), Version::new(2, 1), val("new")), Version::new(2, 1));
         assert_eq!(map.read(&key("k")).unwrap().value, val("new"));
     }
 
@@ -203,13 +174,7 @@ mod tests {
         map.write(key("k"), Version::new(1, 2), None);
         map.write(key("k"), Version::new(1, 1), val("a"));
         let entry = map.read(&key("k")).unwrap();
-        assert_eq!(
-            entry,
-            Entry {
-                version: Version::new(1, 2),
-                value: None
-            }
-        );
+        assert_eq!(entry, Entry { version: Version::new(1, 2), value: None });
         assert_eq!(map.len(), 1);
     }
 
@@ -217,39 +182,17 @@ mod tests {
     fn older_epochs_are_refused_and_newer_ones_adopted() {
         let mut store = Store::new();
         assert!(store.apply(Epoch(2), SlaveOp::Ping).is_ok());
-        let err = store
-            .apply(Epoch(1), SlaveOp::Read { key: key("k") })
-            .unwrap_err();
-        assert_eq!(
-            err,
-            WireError::StaleEpoch {
-                sent: Epoch(1),
-                current: Epoch(2)
-            }
-        );
-        let write = SlaveOp::Write {
-            key: key("k"),
-            version: Version::new(1, 1),
-            value: val("x"),
-        };
+        let err = store.apply(Epoch(1), SlaveOp::Read { key: key("k") }).unwrap_err();
+        assert_eq!(err, WireError::StaleEpoch { sent: Epoch(1), current: Epoch(2) });
+        let write = SlaveOp::Write { key: key("k"), version: Version::new(1, 1), value: val("x") };
         assert_eq!(store.apply(Epoch(1), write.clone()).unwrap_err(), err);
-        assert!(
-            store.apply(Epoch(2), write).is_ok(),
-            "copied versions keep their older epoch"
-        );
+        assert!(store.apply(Epoch(2), write).is_ok(), "copied versions keep their older epoch");
     }
 
     #[test]
     fn a_version_from_a_later_epoch_than_its_request_is_refused() {
         let mut store = Store::new();
-        let write = SlaveOp::Write {
-            key: key("k"),
-            version: Version::new(5, 1),
-            value: val("x"),
-        };
-        assert!(matches!(
-            store.apply(Epoch(1), write),
-            Err(WireError::BadRequest { .. })
-        ));
+        let write = SlaveOp::Write { key: key("k"), version: Version::new(5, 1), value: val("x") };
+        assert!(matches!(store.apply(Epoch(1), write), Err(WireError::BadRequest { .. })));
     }
 }

@@ -45,11 +45,7 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(dir: &std::path::Path, name: &str, args: &[&str]) -> Proc {
         let log = dir.join(format!("{name}.log"));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut child = Command::new(NODES)
             .args(args)
             .env("RUST_LOG", "info")
@@ -59,12 +55,7 @@ impl Proc {
             .spawn()
             .expect("spawn nodes");
         let stdout = child.stdout.take().map(BufReader::new);
-        Proc {
-            name: name.to_string(),
-            child,
-            log,
-            stdout,
-        }
+        Proc { name: name.to_string(), child, log, stdout }
     }
 
     /// Waits for the `listening on ADDR` line and returns ADDR.
@@ -72,16 +63,9 @@ impl Proc {
         let mut line = String::new();
         let stdout = self.stdout.as_mut().expect("stdout");
         stdout.read_line(&mut line).expect("read stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "{} printed {line:?} instead of its address; log:\n{}",
-                    self.name,
-                    self.log_text()
-                )
-            });
+        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| {
+            panic!("{} printed {line:?} instead of its address; log:\n{}", self.name, self.log_text())
+        });
         addr.to_string()
     }
 
@@ -147,22 +131,20 @@ pub struct Cluster {
     pub addr: String,
     pub master: Proc,
     pub slaves: BTreeMap<String, Proc>,
+    master_args: Vec<String>,
 }
 
 impl Cluster {
     /// A master on a free port with `slaves` slaves named slave-1.., all joined.
     pub fn start(name: &str, slaves: usize, master_args: &[&str]) -> Cluster {
         let dir = test_dir(name);
-        let mut args = vec!["master", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(MASTER_FLAGS);
-        args.extend_from_slice(master_args);
-        let mut master = Proc::spawn(&dir, "master", &args);
-        let addr = master.listening_addr();
+        let (master, addr) = Cluster::spawn_master(&dir, "127.0.0.1:0", master_args);
         let mut cluster = Cluster {
             dir,
             addr,
             master,
             slaves: BTreeMap::new(),
+            master_args: master_args.iter().map(|a| a.to_string()).collect(),
         };
         let names: Vec<String> = (1..=slaves).map(|i| format!("slave-{i}")).collect();
         for name in &names {
@@ -172,10 +154,29 @@ impl Cluster {
         cluster
     }
 
+    /// Starts a master on `listen` with its data in `dir/master-data`.
+    pub fn spawn_master(dir: &std::path::Path, listen: &str, extra: &[&str]) -> (Proc, String) {
+        let data = dir.join("master-data");
+        let data = data.to_str().expect("utf-8 path").to_string();
+        let mut args = vec!["master", "--listen", listen, "--data-dir", &data];
+        args.extend_from_slice(MASTER_FLAGS);
+        args.extend_from_slice(extra);
+        let mut master = Proc::spawn(dir, "master", &args);
+        let addr = master.listening_addr();
+        (master, addr)
+    }
+
+    /// SIGKILLs the master and starts it again on the same address and data directory.
+    pub fn restart_master(&mut self) {
+        self.master.kill();
+        let extra: Vec<&str> = self.master_args.iter().map(String::as_str).collect();
+        let (master, addr) = Cluster::spawn_master(&self.dir, &self.addr, &extra);
+        assert_eq!(addr, self.addr);
+        self.master = master;
+    }
+
     pub fn start_slave(&mut self, name: &str) {
-        let mut args = vec![
-            "slave", "--master", &self.addr, "--backup", NOWHERE, "--id", name,
-        ];
+        let mut args = vec!["slave", "--master", &self.addr, "--backup", NOWHERE, "--id", name];
         args.extend_from_slice(SLAVE_FLAGS);
         let proc = Proc::spawn(&self.dir, name, &args);
         self.slaves.insert(name.to_string(), proc);
@@ -201,11 +202,7 @@ impl Cluster {
 
     pub fn status(&self) -> Json {
         let out = self.cli(&["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("status is JSON")
     }
 
@@ -217,10 +214,7 @@ impl Cluster {
             if done(&status) {
                 return status;
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}; last status: {status}"
-            );
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last status: {status}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -258,21 +252,14 @@ pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
         if let Some(value) = probe() {
             return value;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "condition not reached within {DEADLINE:?}"
-        );
+        assert!(start.elapsed() < DEADLINE, "condition not reached within {DEADLINE:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 pub fn slave_ids(status: &Json) -> Vec<&str> {
-    let mut ids: Vec<&str> = status["slaves"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
+    let mut ids: Vec<&str> =
+        status["slaves"].as_array().into_iter().flatten().filter_map(|s| s["id"].as_str()).collect();
     ids.sort();
     ids
 }

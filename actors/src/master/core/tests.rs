@@ -30,10 +30,7 @@ fn mapped(core: &mut Core, k: &str) {
     let effects = core.submit(key(k), Op::Get, 0);
     assert!(matches!(effects.as_slice(), [Effect::Discover { .. }]));
     let effects = core.discovered(key(k), Vec::new(), true);
-    assert!(matches!(
-        effects.as_slice(),
-        [Effect::Read { token: 0, .. }]
-    ));
+    assert!(matches!(effects.as_slice(), [Effect::Read { token: 0, .. }]));
 }
 
 fn write_plan(effects: Vec<Effect<u32>>) -> WritePlan {
@@ -51,48 +48,28 @@ fn read_plan(effects: Vec<Effect<u32>>) -> ReadPlan {
 }
 
 fn unavailable(effects: &[Effect<u32>]) -> bool {
-    matches!(
-        effects,
-        [Effect::Reply {
-            result: Err(WireError::Unavailable { .. }),
-            ..
-        }]
-    )
+    matches!(effects, [Effect::Reply { result: Err(WireError::Unavailable { .. }), .. }])
 }
 
 #[test]
 fn a_new_key_is_discovered_then_placed_on_r_slaves() {
     let mut core = cluster();
     let effects = core.submit(key("k"), Op::Put(value("v")), 7);
-    let [Effect::Discover { key: k, targets }] = effects.as_slice() else {
-        panic!("{effects:?}")
-    };
+    let [Effect::Discover { key: k, targets }] = effects.as_slice() else { panic!("{effects:?}") };
     assert_eq!(k, &key("k"));
-    assert_eq!(
-        targets.len(),
-        3,
-        "an unmapped key is looked up on every live slave"
-    );
+    assert_eq!(targets.len(), 3, "an unmapped key is looked up on every live slave");
 
     let plan = write_plan(core.discovered(key("k"), Vec::new(), true));
     assert_eq!(plan.targets.len(), 3);
     assert_eq!(plan.needed, 2);
-    assert_eq!(
-        plan.entry,
-        Entry {
-            version: Version::new(1, 1),
-            value: Some(value("v"))
-        }
-    );
+    assert_eq!(plan.entry, Entry { version: Version::new(1, 1), value: Some(value("v")) });
 }
 
 #[test]
 fn versions_grow_with_every_write() {
     let mut core = cluster();
     mapped(&mut core, "k");
-    let first = write_plan(core.submit(key("k"), Op::Put(value("1")), 1))
-        .entry
-        .version;
+    let first = write_plan(core.submit(key("k"), Op::Put(value("1")), 1)).entry.version;
     let second = write_plan(core.submit(key("k"), Op::Del, 2)).entry.version;
     assert!(second > first);
     assert_eq!(core.last_version(), second);
@@ -112,22 +89,14 @@ fn placement_is_capped_by_live_slaves() {
 fn commands_queue_while_a_key_is_discovered() {
     let mut core = cluster();
     assert_eq!(core.submit(key("k"), Op::Put(value("x")), 1).len(), 1);
-    assert!(
-        core.submit(key("k"), Op::Get, 2).is_empty(),
-        "the second command waits"
-    );
+    assert!(core.submit(key("k"), Op::Get, 2).is_empty(), "the second command waits");
     let effects = core.discovered(key("k"), Vec::new(), true);
     assert_eq!(effects.len(), 2);
-    let (Effect::Write { plan: w, .. }, Effect::Read { plan: r, .. }) = (&effects[0], &effects[1])
-    else {
+    let (Effect::Write { plan: w, .. }, Effect::Read { plan: r, .. }) = (&effects[0], &effects[1]) else {
         panic!("{effects:?}")
     };
     let set = |targets: &[Target]| targets.iter().map(|t| t.node.clone()).collect::<Vec<_>>();
-    assert_eq!(
-        set(&w.targets),
-        set(&r.targets),
-        "both commands use one replica set"
-    );
+    assert_eq!(set(&w.targets), set(&r.targets), "both commands use one replica set");
 }
 
 #[test]
@@ -136,10 +105,7 @@ fn incomplete_discovery_fails_the_waiting_commands() {
     core.submit(key("k"), Op::Put(value("x")), 1);
     let effects = core.discovered(key("k"), Vec::new(), false);
     assert!(unavailable(&effects));
-    assert!(matches!(
-        core.submit(key("k"), Op::Get, 2).as_slice(),
-        [Effect::Discover { .. }]
-    ));
+    assert!(matches!(core.submit(key("k"), Op::Get, 2).as_slice(), [Effect::Discover { .. }]));
 }
 
 #[test]
@@ -149,54 +115,26 @@ fn discovery_prefers_holders_and_copies_their_version_without_minting() {
         core.slave_joined(node(name), Incarnation(1), Version::ZERO);
     }
     core.submit(key("k"), Op::Get, 1);
-    let newest = Entry {
-        version: Version::new(1, 40),
-        value: Some(value("new")),
-    };
-    let older = Entry {
-        version: Version::new(1, 30),
-        value: Some(value("old")),
-    };
+    let newest = Entry { version: Version::new(1, 40), value: Some(value("new")) };
+    let older = Entry { version: Version::new(1, 30), value: Some(value("old")) };
     let found = vec![
-        Found {
-            node: node("d"),
-            incarnation: Incarnation(1),
-            entry: Some(newest.clone()),
-        },
-        Found {
-            node: node("b"),
-            incarnation: Incarnation(1),
-            entry: Some(older),
-        },
-        Found {
-            node: node("a"),
-            incarnation: Incarnation(1),
-            entry: None,
-        },
+        Found { node: node("d"), incarnation: Incarnation(1), entry: Some(newest.clone()) },
+        Found { node: node("b"), incarnation: Incarnation(1), entry: Some(older) },
+        Found { node: node("a"), incarnation: Incarnation(1), entry: None },
     ];
     let effects = core.discovered(key("k"), found, true);
-    let [Effect::Seed { plan }] = effects.as_slice() else {
-        panic!("{effects:?}")
-    };
+    let [Effect::Log { entry: logged, .. }, Effect::Seed { plan }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(logged, &newest, "an entry newer than the master's log is logged");
     assert_eq!(plan.entry, newest, "the copy keeps the version it had");
     assert_eq!(plan.needed, 1, "d holds it; one more makes a majority of 3");
     assert_eq!(plan.targets.len(), 2);
-    assert!(
-        plan.targets.iter().any(|t| t.node == node("b")),
-        "other holders come next"
-    );
-    assert!(
-        core.submit(key("k"), Op::Get, 2).is_empty(),
-        "commands wait for the seeding"
-    );
+    assert!(plan.targets.iter().any(|t| t.node == node("b")), "other holders come next");
+    assert!(core.submit(key("k"), Op::Get, 2).is_empty(), "commands wait for the seeding");
 
     let effects = core.seeded(key("k"), true);
     assert_eq!(effects.len(), 2);
     let plan = write_plan(core.submit(key("k"), Op::Put(value("x")), 3));
-    assert!(
-        plan.entry.version > Version::new(1, 40),
-        "new writes go above what was found"
-    );
+    assert!(plan.entry.version > Version::new(1, 40), "new writes go above what was found");
 }
 
 #[test]
@@ -206,20 +144,11 @@ fn failed_seeding_forgets_the_key() {
     let found = vec![Found {
         node: node("a"),
         incarnation: Incarnation(1),
-        entry: Some(Entry {
-            version: Version::new(1, 3),
-            value: None,
-        }),
+        entry: Some(Entry { version: Version::new(1, 3), value: None }),
     }];
-    assert!(matches!(
-        core.discovered(key("k"), found, true).as_slice(),
-        [Effect::Seed { .. }]
-    ));
+    assert!(matches!(core.discovered(key("k"), found, true).as_slice(), [Effect::Log { .. }, Effect::Seed { .. }]));
     assert!(unavailable(&core.seeded(key("k"), false)));
-    assert!(matches!(
-        core.submit(key("k"), Op::Get, 2).as_slice(),
-        [Effect::Discover { .. }]
-    ));
+    assert!(matches!(core.submit(key("k"), Op::Get, 2).as_slice(), [Effect::Discover { .. }]));
 }
 
 #[test]
@@ -227,12 +156,7 @@ fn a_key_with_too_few_live_replicas_is_unavailable() {
     let mut core = cluster();
     mapped(&mut core, "k");
     core.slave_left(&node("a"));
-    assert_eq!(
-        write_plan(core.submit(key("k"), Op::Put(value("x")), 1))
-            .targets
-            .len(),
-        2
-    );
+    assert_eq!(write_plan(core.submit(key("k"), Op::Put(value("x")), 1)).targets.len(), 2);
     assert_eq!(read_plan(core.submit(key("k"), Op::Get, 2)).needed, 2);
     core.slave_left(&node("b"));
     assert!(unavailable(&core.submit(key("k"), Op::Put(value("y")), 3)));
@@ -247,10 +171,7 @@ fn a_restarted_slave_does_not_count_for_reads_until_refilled() {
 
     let plan = read_plan(core.submit(key("k"), Op::Get, 1));
     let a = plan.targets.iter().find(|t| t.node == node("a")).unwrap();
-    assert!(
-        !a.counts,
-        "a is asked (and repaired) but its answer does not count"
-    );
+    assert!(!a.counts, "a is asked (and repaired) but its answer does not count");
     assert_eq!(plan.targets.iter().filter(|t| t.counts).count(), 2);
 
     // With b gone only c counts, and a read needs two.
@@ -273,14 +194,7 @@ fn revalidation_from_an_older_incarnation_is_ignored() {
     core.slave_joined(node("a"), Incarnation(2), Version::ZERO);
     core.revalidate(&key("k"), &node("a"), Incarnation(1));
     let plan = read_plan(core.submit(key("k"), Op::Get, 1));
-    assert!(
-        !plan
-            .targets
-            .iter()
-            .find(|t| t.node == node("a"))
-            .unwrap()
-            .counts
-    );
+    assert!(!plan.targets.iter().find(|t| t.node == node("a")).unwrap().counts);
 }
 
 #[test]
@@ -308,4 +222,93 @@ fn status_counts_placement_and_under_replication() {
     assert_eq!(status.keys, 2);
     assert_eq!(status.under_replicated, 2, "a forgot both keys");
     assert_eq!(status.placed[&node("b")], 2);
+}
+
+/// The targets of the first effect, with whether each counts.
+fn targets_of(effect: &Effect<u32>) -> Vec<(String, bool)> {
+    let targets = match effect {
+        Effect::Write { plan, .. } | Effect::Seed { plan } | Effect::Refill { plan } => &plan.targets,
+        Effect::Read { plan, .. } => &plan.targets,
+        other => panic!("no targets in {other:?}"),
+    };
+    targets.iter().map(|t| (t.node.0.clone(), t.counts)).collect()
+}
+
+#[test]
+fn a_dead_member_is_replaced_by_a_spare_that_counts_only_after_its_refill() {
+    let mut core = Core::new(Epoch(1), 3, 9);
+    for name in ["a", "b", "c", "d"] {
+        core.slave_joined(node(name), Incarnation(1), Version::ZERO);
+    }
+    assert!(core.maintenance(8).is_empty());
+    mapped(&mut core, "k");
+    let written = write_plan(core.submit(key("k"), Op::Put(value("v")), 1)).entry;
+    let members: Vec<String> = targets_of(&core.submit(key("k"), Op::Get, 2)[0]).into_iter().map(|t| t.0).collect();
+    let spare = ["a", "b", "c", "d"].into_iter().find(|n| !members.iter().any(|m| m == n)).unwrap();
+
+    core.slave_left(&node(&members[0]));
+    let effects = core.maintenance(8);
+    let [Effect::Refill { plan }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(plan.entry, written, "the copy is the master's entry, version kept");
+    assert_eq!(targets_of(&effects[0]), vec![(spare.to_string(), false)]);
+
+    let read = core.submit(key("k"), Op::Get, 3);
+    assert!(targets_of(&read[0]).contains(&(spare.to_string(), false)), "not counted before the copy lands");
+    core.refilled(&key("k"), &node(spare), Incarnation(1), true);
+    assert!(targets_of(&core.submit(key("k"), Op::Get, 4)[0]).iter().all(|t| t.1));
+    assert_eq!(core.map_status().under_replicated, 0);
+    assert!(!core.busy());
+}
+
+#[test]
+fn recovered_keys_are_placed_in_the_background_from_the_log() {
+    let mut core = Core::new(Epoch(2), 3, 4);
+    let logged = Entry { version: Version::new(1, 7), value: Some(value("from the log")) };
+    core.recover([(key("k"), logged.clone())]);
+    assert_eq!(core.last_version(), Version::new(2, 0), "a new epoch starts above the log");
+    for name in ["a", "b", "c"] {
+        core.slave_joined(node(name), Incarnation(1), Version::ZERO);
+    }
+    let effects = core.maintenance(8);
+    assert!(matches!(effects.as_slice(), [Effect::Discover { .. }]), "{effects:?}");
+    let effects = core.discovered(key("k"), Vec::new(), true);
+    let [Effect::Seed { plan }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!((plan.entry.clone(), plan.needed, plan.targets.len()), (logged, 2, 3));
+    assert!(core.seeded(key("k"), true).is_empty(), "no client was waiting");
+    assert_eq!(read_plan(core.submit(key("k"), Op::Get, 1)).targets.len(), 3);
+}
+
+#[test]
+fn a_read_whose_replicas_all_forgot_is_filled_from_the_master_first() {
+    let mut core = cluster();
+    mapped(&mut core, "k");
+    let written = write_plan(core.submit(key("k"), Op::Put(value("v")), 1)).entry;
+    for name in ["a", "b", "c"] {
+        core.slave_joined(node(name), Incarnation(2), Version::ZERO);
+    }
+    let effects = core.submit(key("k"), Op::Get, 2);
+    let [Effect::Seed { plan }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!((plan.entry.clone(), plan.needed), (written, 2));
+    assert!(plan.targets.iter().all(|t| !t.counts));
+    for name in ["a", "b"] {
+        core.revalidate(&key("k"), &node(name), Incarnation(2));
+    }
+    let plan = read_plan(core.seeded(key("k"), true));
+    assert_eq!(plan.targets.iter().filter(|t| t.counts).count(), 2);
+}
+
+#[test]
+fn background_work_stays_within_its_budget() {
+    let mut core = cluster();
+    for i in 0..5 {
+        mapped(&mut core, &format!("k{i}"));
+        core.submit(key(&format!("k{i}")), Op::Put(value("v")), 1);
+    }
+    core.slave_joined(node("a"), Incarnation(2), Version::ZERO);
+    let first = core.maintenance(2);
+    assert_eq!(first.len(), 2);
+    assert!(core.maintenance(2).is_empty(), "the budget is in use");
+    let Effect::Refill { plan } = &first[0] else { panic!() };
+    core.refilled(&plan.key, &node("a"), Incarnation(2), true);
+    assert_eq!(core.maintenance(2).len(), 1);
 }

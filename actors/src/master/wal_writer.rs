@@ -1,0 +1,469 @@
+//! The WAL writer: the one actor that appends to the master's log.
+//!
+//! Appends are numbered (LSN) and encoded as they arrive and collected into a batch. The file
+//! work runs on a dedicated I/O thread, one batch at a time: one `write` and one `fdatasync`
+//! per batch. Every append that arrives while a batch is being synced goes into the next batch
+//! (group commit), so a crowd of writers shares each fsync. Each append's `notify` is told when
+//! its record is durable.
+//!
+//! When the log since the last snapshot passes the threshold, the writer asks the coordinator
+//! for its state; it starts a new log file at the next LSN, writes the snapshot on another
+//! thread, and then deletes the older log files and snapshots.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use actix::prelude::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient, ResponseFuture};
+use tokio::sync::oneshot;
+
+use net::{Entry, Epoch, Key, LogRecord, Lsn, Value, Version};
+
+use crate::error::Error;
+use crate::wal::{format, snapshot, DataDir, Recovered, Snapshot};
+
+/// How the log is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct WalConfig {
+    /// `fdatasync` after every batch. Without it a crash of the machine (not of the process)
+    /// can lose acknowledged writes: for benchmarks only.
+    pub sync: bool,
+    /// Take a snapshot when the log since the last one passes this many bytes.
+    pub snapshot_after_bytes: u64,
+}
+
+/// What to append; the writer gives it its LSN.
+#[derive(Debug, Clone)]
+pub enum LogEntry {
+    Write { version: Version, key: Key, value: Option<Value> },
+    Epoch(Epoch),
+}
+
+/// Append `entry` and tell `notify` when it is durable.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Append {
+    pub entry: LogEntry,
+    pub notify: Option<Recipient<Durable>>,
+}
+
+/// The record with `lsn` is durable (or the log failed and it may not be).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Durable {
+    pub lsn: Lsn,
+    pub result: Result<(), String>,
+}
+
+/// Append `entry` and answer once it is durable.
+#[derive(Message)]
+#[rtype(result = "Result<Lsn, String>")]
+pub struct AppendDurable(pub LogEntry);
+
+/// Ask `0` for the state when a snapshot is due.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SnapshotsFrom(pub Recipient<SnapshotDue>);
+
+/// Who waits for a record to be durable.
+enum Notify {
+    Actor(Recipient<Durable>),
+    Once(oneshot::Sender<Durable>),
+}
+
+impl Notify {
+    fn send(self, durable: Durable) {
+        match self {
+            Notify::Actor(recipient) => recipient.do_send(durable),
+            Notify::Once(tx) => {
+                let _ = tx.send(durable);
+            }
+        }
+    }
+}
+
+/// Sent to the coordinator: answer with [`WriteSnapshot`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SnapshotDue;
+
+/// The coordinator's state, for a snapshot at the LSN of the last append before it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WriteSnapshot {
+    pub epoch: Epoch,
+    pub entries: Vec<(Key, Entry)>,
+}
+
+/// Counters, for tests and status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    pub appends: u64,
+    pub batches: u64,
+    pub snapshots: u64,
+    pub durable: Lsn,
+}
+
+#[derive(Message)]
+#[rtype(result = "WalStats")]
+pub struct Stats;
+
+enum Work {
+    Batch { bytes: Vec<u8>, last: Lsn, waiters: Vec<(Lsn, Notify)> },
+    Rotate { first: Lsn },
+}
+
+/// What the I/O thread is doing.
+enum InIo {
+    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)> },
+    Rotate,
+}
+
+enum IoCommand {
+    Write(Vec<u8>),
+    Rotate(PathBuf),
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct IoDone(Result<(), String>);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SnapshotDone(Result<(), String>);
+
+enum SnapshotState {
+    Idle,
+    Requested,
+    Rotating { lsn: Lsn, epoch: Epoch, entries: Vec<(Key, Entry)> },
+    Writing,
+}
+
+pub struct WalWriter {
+    dir: Arc<DataDir>,
+    config: WalConfig,
+    io: mpsc::Sender<IoCommand>,
+    /// Work not yet given to the I/O thread; appends join the last batch.
+    queue: VecDeque<Work>,
+    in_io: Option<InIo>,
+    next_lsn: Lsn,
+    failed: Option<String>,
+    log_bytes: u64,
+    snapshot: SnapshotState,
+    coordinator: Option<Recipient<SnapshotDue>>,
+    stats: WalStats,
+}
+
+impl WalWriter {
+    /// Opens the log's tail for appending and starts the I/O thread.
+    pub fn start(dir: Arc<DataDir>, recovered: &Recovered, config: WalConfig) -> Result<Addr<WalWriter>, Error> {
+        let (path, len) = match &recovered.tail {
+            Some((_, path, len)) => (path.clone(), *len),
+            None => (dir.segment_path(recovered.next_lsn), 0),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        debug_assert_eq!(file.metadata().map(|m| m.len()).unwrap_or(len), len, "recovery cut the tail");
+        dir.sync()?;
+        let (tx, rx) = mpsc::channel();
+        let next_lsn = recovered.next_lsn;
+        let log_bytes = recovered.log_bytes;
+        let addr = WalWriter::create(move |ctx| {
+            let me = ctx.address();
+            std::thread::Builder::new()
+                .name("wal-io".into())
+                .spawn(move || io_thread(file, config.sync, rx, me))
+                .expect("spawn the WAL I/O thread");
+            WalWriter {
+                dir,
+                config,
+                io: tx,
+                queue: VecDeque::new(),
+                in_io: None,
+                next_lsn,
+                failed: None,
+                log_bytes,
+                snapshot: SnapshotState::Idle,
+                coordinator: None,
+                stats: WalStats { durable: Lsn(next_lsn.0.saturating_sub(1)), ..WalStats::default() },
+            }
+        });
+        Ok(addr)
+    }
+
+    fn append(&mut self, entry: LogEntry, notify: Option<Notify>) {
+        let lsn = self.next_lsn;
+        if let Some(reason) = &self.failed {
+            if let Some(notify) = notify {
+                notify.send(Durable { lsn, result: Err(reason.clone()) });
+            }
+            return;
+        }
+        self.next_lsn = Lsn(lsn.0 + 1);
+        self.stats.appends += 1;
+        let record = match entry {
+            LogEntry::Write { version, key, value } => LogRecord::Write { lsn, version, key, value },
+            LogEntry::Epoch(epoch) => LogRecord::Epoch { lsn, epoch },
+        };
+        if !matches!(self.queue.back(), Some(Work::Batch { .. })) {
+            self.queue.push_back(Work::Batch { bytes: Vec::with_capacity(4096), last: lsn, waiters: Vec::new() });
+        }
+        let Some(Work::Batch { bytes, last, waiters }) = self.queue.back_mut() else {
+            unreachable!("a batch was just pushed")
+        };
+        if let Err(err) = format::encode(&record, bytes) {
+            tracing::error!(%err, "cannot encode a log record");
+            if let Some(notify) = notify {
+                notify.send(Durable { lsn, result: Err(err.to_string()) });
+            }
+            return;
+        }
+        *last = lsn;
+        if let Some(notify) = notify {
+            waiters.push((lsn, notify));
+        }
+    }
+
+    /// Gives the next piece of work to the I/O thread if it is idle.
+    fn pump(&mut self) {
+        if self.in_io.is_some() {
+            return;
+        }
+        let Some(work) = self.queue.pop_front() else { return };
+        let (command, doing) = match work {
+            Work::Batch { bytes, last, waiters } => {
+                self.log_bytes += bytes.len() as u64;
+                (IoCommand::Write(bytes), InIo::Batch { last, waiters })
+            }
+            Work::Rotate { first } => (IoCommand::Rotate(self.dir.segment_path(first)), InIo::Rotate),
+        };
+        if self.io.send(command).is_err() {
+            self.fail("the log's I/O thread is gone".to_string(), Some(doing));
+            return;
+        }
+        self.in_io = Some(doing);
+    }
+
+    /// The log can no longer promise durability: every waiter is told, and so is every later
+    /// append. The master must be restarted.
+    fn fail(&mut self, reason: String, current: Option<InIo>) {
+        tracing::error!(%reason, "write-ahead log failed; writes are refused until the master restarts");
+        self.failed = Some(reason.clone());
+        let queued = self.queue.drain(..).filter_map(|work| match work {
+            Work::Batch { waiters, .. } => Some(waiters),
+            Work::Rotate { .. } => None,
+        });
+        let current = current.into_iter().filter_map(|doing| match doing {
+            InIo::Batch { waiters, .. } => Some(waiters),
+            InIo::Rotate => None,
+        });
+        for (lsn, notify) in current.chain(queued).flatten() {
+            notify.send(Durable { lsn, result: Err(reason.clone()) });
+        }
+    }
+
+    fn maybe_request_snapshot(&mut self) {
+        if matches!(self.snapshot, SnapshotState::Idle) && self.log_bytes >= self.config.snapshot_after_bytes {
+            if let Some(coordinator) = &self.coordinator {
+                self.snapshot = SnapshotState::Requested;
+                coordinator.do_send(SnapshotDue);
+            }
+        }
+    }
+}
+
+impl Actor for WalWriter {
+    type Context = Context<Self>;
+}
+
+impl Handler<Append> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Append, _ctx: &mut Context<Self>) {
+        self.append(msg.entry, msg.notify.map(Notify::Actor));
+        self.pump();
+    }
+}
+
+impl Handler<AppendDurable> for WalWriter {
+    type Result = ResponseFuture<Result<Lsn, String>>;
+
+    fn handle(&mut self, msg: AppendDurable, _ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.append(msg.0, Some(Notify::Once(tx)));
+        self.pump();
+        Box::pin(async move {
+            let durable = rx.await.map_err(|_| "the log writer stopped".to_string())?;
+            durable.result.map(|()| durable.lsn)
+        })
+    }
+}
+
+impl Handler<SnapshotsFrom> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: SnapshotsFrom, _ctx: &mut Context<Self>) {
+        self.coordinator = Some(msg.0);
+        self.maybe_request_snapshot();
+    }
+}
+
+impl Handler<IoDone> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
+        let work = self.in_io.take();
+        if let Err(reason) = msg.0 {
+            return self.fail(reason, work);
+        }
+        match work {
+            Some(InIo::Batch { last, waiters }) => {
+                self.stats.batches += 1;
+                self.stats.durable = last;
+                for (lsn, notify) in waiters {
+                    notify.send(Durable { lsn, result: Ok(()) });
+                }
+                self.maybe_request_snapshot();
+            }
+            Some(InIo::Rotate) => {
+                self.log_bytes = 0;
+                if let SnapshotState::Rotating { lsn, epoch, entries } =
+                    std::mem::replace(&mut self.snapshot, SnapshotState::Writing)
+                {
+                    let dir = self.dir.clone();
+                    let me = ctx.address();
+                    std::thread::spawn(move || {
+                        let result = write_snapshot(&dir, Snapshot { lsn, epoch, entries }).map_err(|e| e.to_string());
+                        me.do_send(SnapshotDone(result));
+                    });
+                }
+            }
+            None => debug_assert!(false, "I/O done with nothing in flight"),
+        }
+        self.pump();
+    }
+}
+
+impl Handler<WriteSnapshot> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: WriteSnapshot, _ctx: &mut Context<Self>) {
+        let lsn = Lsn(self.next_lsn.0 - 1);
+        self.snapshot = SnapshotState::Rotating { lsn, epoch: msg.epoch, entries: msg.entries };
+        self.queue.push_back(Work::Rotate { first: self.next_lsn });
+        self.pump();
+    }
+}
+
+impl Handler<SnapshotDone> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: SnapshotDone, _ctx: &mut Context<Self>) {
+        match msg.0 {
+            Ok(()) => self.stats.snapshots += 1,
+            Err(err) => tracing::error!(%err, "snapshot failed; the log is kept whole and it will be tried again"),
+        }
+        self.snapshot = SnapshotState::Idle;
+        self.maybe_request_snapshot();
+    }
+}
+
+impl Handler<Stats> for WalWriter {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _msg: Stats, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats)
+    }
+}
+
+fn io_thread(mut file: File, sync: bool, rx: mpsc::Receiver<IoCommand>, actor: Addr<WalWriter>) {
+    for command in rx {
+        let result = match command {
+            IoCommand::Write(bytes) => {
+                file.write_all(&bytes).and_then(|()| if sync { file.sync_data() } else { Ok(()) })
+            }
+            IoCommand::Rotate(path) => file.sync_all().and_then(|()| {
+                let next = OpenOptions::new().create_new(true).append(true).open(&path)?;
+                if let Some(dir) = path.parent() {
+                    File::open(dir)?.sync_all()?;
+                }
+                file = next;
+                Ok(())
+            }),
+        };
+        actor.do_send(IoDone(result.map_err(|e| format!("log I/O failed: {e}"))));
+    }
+}
+
+/// Writes the snapshot, then deletes what it makes redundant: older snapshots and the log files
+/// before the one that starts after it.
+fn write_snapshot(dir: &DataDir, snap: Snapshot) -> Result<(), Error> {
+    let lsn = snap.lsn;
+    let path = snapshot::write(dir, &snap)?;
+    tracing::info!(file = %path.display(), lsn = lsn.0, keys = snap.entries.len(), "snapshot written");
+    for (first, old) in dir.segments()? {
+        if first <= lsn {
+            std::fs::remove_file(&old).map_err(|e| Error::io(format!("cannot remove {}", old.display()), e))?;
+        }
+    }
+    for (last, old) in dir.snapshots()? {
+        if last < lsn {
+            std::fs::remove_file(&old).map_err(|e| Error::io(format!("cannot remove {}", old.display()), e))?;
+        }
+    }
+    dir.sync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::recover;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kv-wal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn write(i: u64) -> LogEntry {
+        LogEntry::Write {
+            version: Version::new(1, i),
+            key: Key::new(format!("k{i}")).unwrap(),
+            value: Some(Value::new(format!("v{i}")).unwrap()),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn concurrent_appends_share_fsyncs_and_all_become_durable() {
+        let path = temp_dir("group");
+        let dir = Arc::new(DataDir::open(&path).unwrap());
+        let recovered = recover(&dir).unwrap();
+        let config = WalConfig { sync: true, snapshot_after_bytes: u64::MAX };
+        let wal = WalWriter::start(dir.clone(), &recovered, config).unwrap();
+        let waits: Vec<_> = (1..=500).map(|i| wal.send(AppendDurable(write(i)))).collect();
+        let mut lsns = Vec::new();
+        for wait in waits {
+            lsns.push(wait.await.unwrap().unwrap());
+        }
+        assert_eq!(lsns, (1..=500).map(Lsn).collect::<Vec<_>>(), "LSNs in append order");
+        let stats = wal.send(Stats).await.unwrap();
+        assert_eq!(stats.appends, 500);
+        assert!(stats.batches < 500, "group commit: {} batches for 500 appends", stats.batches);
+        assert_eq!(stats.durable, Lsn(500));
+        let segment = dir.segment_path(Lsn(1));
+        let data = std::fs::read(&segment).unwrap();
+        let mut on_disk = 0;
+        format::scan(&segment, &data, false, |_, _: LogRecord| {
+            on_disk += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(on_disk, 500, "every acknowledged append is in the file");
+    }
+}
