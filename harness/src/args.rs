@@ -1,0 +1,116 @@
+//! The command line, as clap types. Flag names and defaults are an interface that scripts and
+//! the analysis tool rely on: add to them, never rename.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, about = "Load harness for the replicated key-value store")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One load run: against a cluster it starts, or an existing one (`--master`).
+    Run(RunArgs),
+    /// A grid of runs over slave and client counts, each on a fresh cluster.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Number of slaves to start (ignored with --master: the cluster's own count is used).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub slaves: u32,
+    /// Number of clients; each opens --conns-per-client connections.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub clients: u32,
+    /// Folder for metrics.csv, metrics.jsonl, summary.json and the nodes' logs
+    /// (default: harness-runs/run-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Drive an existing cluster at this master address instead of starting one.
+    #[arg(long)]
+    pub master: Option<String>,
+    /// The existing cluster's backup, tried when the master is unreachable.
+    #[arg(long, requires = "master")]
+    pub backup: Option<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Slave counts to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,5,7",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub slaves: Vec<u32>,
+    /// Client counts to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,50",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub clients: Vec<u32>,
+    /// Runs per cell of the grid.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Folder for one sub-folder per run and index.json
+    /// (default: harness-runs/sweep-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// The flags a run and a sweep share.
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// Replication factor for a started master.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+    /// Connections per client; each is its own TCP connection with one request in flight
+    /// (closed loop).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub conns_per_client: u32,
+    /// Percentage of operations that are writes.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub write_pct: u32,
+    /// Percentage of writes that are deletes instead of puts.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub del_pct: u32,
+    /// Number of keys: key0 .. key{N-1}.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keys: u64,
+    /// Zipf exponent for skewed key choice (key0 the most popular); uniform when absent.
+    #[arg(long)]
+    pub zipf: Option<f64>,
+    /// Bytes per written value (at least what it takes to make the value unique).
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Seconds of load before measuring starts (measured, not counted).
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: u64,
+    /// Pause between a connection's operations, in milliseconds (closed loop only).
+    #[arg(long, default_value_t = 0)]
+    pub think_ms: u64,
+    /// Open loop: operations per second over all connections, issued on a timetable;
+    /// latency counts from the scheduled time.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seed for key and operation choice (default: random; the summary records it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Record a history of every operation (JSON lines) to this file.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Deadline for one request; a request without an answer by then is an error.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+    /// The `nodes` binary (default: `nodes` next to this executable).
+    #[arg(long)]
+    pub nodes_bin: Option<PathBuf>,
+}

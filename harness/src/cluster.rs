@@ -1,0 +1,171 @@
+//! The cluster under load: one the harness starts from the `nodes` binary (a master on a free
+//! loopback port, then `--slaves N` slaves, ready once the master reports them all), or an
+//! existing one given by address.
+//!
+//! A started cluster keeps its data in `<run folder>/data`, emptied before it starts (a run
+//! measures a fresh cluster, not one recovering an earlier run's log) and removed after its
+//! nodes stop; their logs stay in `<run folder>/logs`.
+//!
+//! Each role has its own start function (`start_master`, `start_slave`); a backup, once the
+//! `nodes` binary has one, gets its own beside them and its address goes into `servers`
+//! after the master's, where clients and slaves already look for it.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use actors::client::{Client, ClientConfig};
+use serde::Serialize;
+
+use crate::error::HarnessError;
+use crate::launcher::{Launcher, NodeInfo};
+
+/// An address where nothing listens: the "backup" of a cluster that has none.
+pub const NOWHERE: &str = "127.0.0.1:1";
+
+/// How long a started cluster has to report all its slaves.
+pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Deadline for one connection attempt of a load client.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which cluster to drive.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start one from `nodes_bin`.
+    Launch { nodes_bin: PathBuf, slaves: u32, replicas: u32 },
+    /// Use a running one.
+    Existing { master: String, backup: Option<String> },
+}
+
+/// A cluster and, when the harness started it, its processes.
+pub struct Cluster {
+    target: Target,
+    /// Master-capable addresses, the master first.
+    servers: Vec<String>,
+    launcher: Option<Launcher>,
+    /// The started nodes' data, removed when they stop.
+    data_dir: Option<PathBuf>,
+}
+
+/// What `cluster.json` records.
+#[derive(Debug, Serialize)]
+pub struct ClusterInfo {
+    pub servers: Vec<String>,
+    pub nodes: Vec<NodeInfo>,
+}
+
+impl Cluster {
+    /// A cluster for `target`; started nodes log into `dir/logs` and keep data in `dir/data`.
+    pub fn new(target: Target, dir: &Path) -> Result<Cluster, HarnessError> {
+        let (servers, launcher, data_dir) = match &target {
+            Target::Launch { nodes_bin, .. } => {
+                let launcher = Launcher::new(nodes_bin, &dir.join("logs"))?;
+                (Vec::new(), Some(launcher), Some(dir.join("data")))
+            }
+            Target::Existing { master, backup } => {
+                let servers = std::iter::once(master.clone()).chain(backup.clone()).collect();
+                (servers, None, None)
+            }
+        };
+        Ok(Cluster { target, servers, launcher, data_dir })
+    }
+
+    /// Starts the nodes (if the harness owns them) and waits until the cluster is ready.
+    pub async fn start(&mut self) -> Result<(), HarnessError> {
+        let (Target::Launch { slaves, replicas, .. }, Some(launcher), Some(data)) =
+            (&self.target, self.launcher.as_mut(), &self.data_dir)
+        else {
+            return Ok(());
+        };
+        remove_dir(data)?;
+        let master = start_master(launcher, &data.join("master"), *replicas).await?;
+        self.servers.push(master);
+        for i in 1..=*slaves {
+            start_slave(launcher, &format!("slave-{i}"), &self.servers)?;
+        }
+        let probe = Client::start(ClientConfig {
+            servers: self.servers.clone(),
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: Duration::from_secs(2),
+        });
+        wait_for_slaves(launcher, &probe, *slaves as usize).await
+    }
+
+    /// How a load client reaches this cluster.
+    pub fn client_config(&self, request_timeout: Duration) -> ClientConfig {
+        ClientConfig { servers: self.servers.clone(), connect_timeout: CONNECT_TIMEOUT, request_timeout }
+    }
+
+    /// True when the harness started the nodes.
+    pub fn is_launched(&self) -> bool {
+        self.launcher.is_some()
+    }
+
+    pub fn info(&self) -> ClusterInfo {
+        ClusterInfo {
+            servers: self.servers.clone(),
+            nodes: self.launcher.as_ref().map(Launcher::info).unwrap_or_default(),
+        }
+    }
+
+    /// Stops every node the harness started and removes their data.
+    pub async fn stop(&mut self) {
+        if let Some(launcher) = &mut self.launcher {
+            launcher.stop_all().await;
+        }
+        if let Some(data) = &self.data_dir {
+            if let Err(err) = remove_dir(data) {
+                tracing::warn!(%err, "cannot remove the cluster's data");
+            }
+        }
+    }
+}
+
+/// Starts the master on a free port with its data in `data`, and returns its address.
+async fn start_master(launcher: &mut Launcher, data: &Path, replicas: u32) -> Result<String, HarnessError> {
+    let replicas = replicas.to_string();
+    let args: [&OsStr; 7] = [
+        "master".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--replicas".as_ref(),
+        replicas.as_ref(),
+    ];
+    launcher.spawn("master", &args, true)?.listening_addr().await
+}
+
+/// Starts slave `name`, following `servers` (master, then backup).
+fn start_slave(launcher: &mut Launcher, name: &str, servers: &[String]) -> Result<(), HarnessError> {
+    let master = servers.first().map_or(NOWHERE, String::as_str);
+    let backup = servers.get(1).map_or(NOWHERE, String::as_str);
+    let args = ["slave", "--master", master, "--backup", backup, "--id", name];
+    launcher.spawn(name, &args, false).map(|_| ())
+}
+
+/// Polls the master's status until it reports `want` slaves.
+async fn wait_for_slaves(launcher: &mut Launcher, probe: &Client, want: usize) -> Result<(), HarnessError> {
+    let start = Instant::now();
+    loop {
+        launcher.check_alive()?;
+        let seen = match probe.status().await {
+            Ok(status) if status.slaves.len() >= want => return Ok(()),
+            Ok(status) => format!("{} of {want} slaves joined", status.slaves.len()),
+            Err(err) => format!("status failed: {err}"),
+        };
+        if start.elapsed() > READY_DEADLINE {
+            return Err(HarnessError::NotReady(format!("{seen} after {READY_DEADLINE:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Removes `dir` and everything in it; a missing `dir` is fine.
+fn remove_dir(dir: &Path) -> Result<(), HarnessError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(HarnessError::io(dir)(err)),
+        Ok(()) | Err(_) => Ok(()),
+    }
+}
