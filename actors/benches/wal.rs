@@ -35,7 +35,7 @@ fn group_commit(writers: usize, secs: Duration) -> f64 {
     let rate = actix_rt::System::new().block_on(async move {
         let dir = Arc::new(DataDir::open(&path).expect("data dir"));
         let recovered = recover(&dir).expect("recover");
-        let config = WalConfig { sync: true, snapshot_after_bytes: u64::MAX };
+        let config = WalConfig { sync: true, snapshot_after_bytes: u64::MAX, ship: false };
         let wal = WalWriter::start(dir, &recovered, config).expect("wal");
         let done = Arc::new(AtomicU64::new(0));
         let start = Instant::now();

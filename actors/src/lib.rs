@@ -24,6 +24,7 @@ pub mod client;
 pub mod dial;
 pub mod error;
 pub mod master;
+pub mod node;
 pub mod outbox;
 pub mod slave;
 pub mod wal;

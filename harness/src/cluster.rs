@@ -82,7 +82,8 @@ impl Cluster {
         let master = start_master(launcher, &data.join("master"), *replicas).await?;
         self.servers.push(master);
         for i in 1..=*slaves {
-            start_slave(launcher, &format!("slave-{i}"), &self.servers)?;
+            let name = format!("slave-{i}");
+            start_slave(launcher, &name, &data.join(&name), &self.servers)?;
         }
         let probe = Client::start(ClientConfig {
             servers: self.servers.clone(),
@@ -137,11 +138,21 @@ async fn start_master(launcher: &mut Launcher, data: &Path, replicas: u32) -> Re
     launcher.spawn("master", &args, true)?.listening_addr().await
 }
 
-/// Starts slave `name`, following `servers` (master, then backup).
-fn start_slave(launcher: &mut Launcher, name: &str, servers: &[String]) -> Result<(), HarnessError> {
+/// Starts slave `name` with its data in `data`, following `servers` (master, then backup).
+fn start_slave(launcher: &mut Launcher, name: &str, data: &Path, servers: &[String]) -> Result<(), HarnessError> {
     let master = servers.first().map_or(NOWHERE, String::as_str);
     let backup = servers.get(1).map_or(NOWHERE, String::as_str);
-    let args = ["slave", "--master", master, "--backup", backup, "--id", name];
+    let args: [&OsStr; 9] = [
+        "slave".as_ref(),
+        "--master".as_ref(),
+        master.as_ref(),
+        "--backup".as_ref(),
+        backup.as_ref(),
+        "--id".as_ref(),
+        name.as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
     launcher.spawn(name, &args, false).map(|_| ())
 }
 

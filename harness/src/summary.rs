@@ -179,6 +179,8 @@ mod tests {
             keys: 10,
             under_replicated: 0,
             slaves: vec![slave("slave-2", 7), slave("slave-1", 5)],
+            last_lsn: net::Lsn(0),
+            standby: None,
         }
     }
 

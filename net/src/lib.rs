@@ -34,7 +34,7 @@ pub use error::{NetError, WireError};
 pub use ids::{Epoch, Incarnation, Lsn, NodeId, RequestId, Seq, Version};
 pub use log::LogRecord;
 pub use message::{
-    ClientOp, ClientReply, Entry, FromServer, Hello, PeerRole, ServerRole, SlaveOp, SlaveReply, SlaveStatus,
-    StatusReport, ToServer, Welcome, PROTOCOL_VERSION,
+    ClientOp, ClientReply, Entry, FromServer, Hello, PeerRole, ServerRole, Ship, SlaveOp, SlaveReply, SlaveStatus,
+    StandbyStatus, StatusReport, ToServer, Welcome, PROTOCOL_VERSION,
 };
 pub use payload::{Key, Value};

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::WireError;
 use crate::ids::{Epoch, Incarnation, Lsn, NodeId, RequestId, Version};
+use crate::log::LogRecord;
 use crate::payload::{Key, Value};
 
 /// The protocol version this build speaks. A peer with another version is refused in the
@@ -50,6 +51,9 @@ pub enum PeerRole {
         /// How many keys (tombstones included) the slave holds.
         keys: u64,
     },
+    /// A master-capable node asking what this one is (at start, and a master checking that
+    /// its peer has not taken over). The server answers with a `Welcome` and closes.
+    Peer { id: NodeId, epoch: Epoch, last_lsn: Lsn },
     /// A standby master following the log.
     Backup {
         id: NodeId,
@@ -69,6 +73,8 @@ pub struct Welcome {
     pub role: ServerRole,
     /// The server's current epoch.
     pub epoch: Epoch,
+    /// The last LSN in the server's log.
+    pub last_lsn: Lsn,
 }
 
 /// What a master-capable node is doing right now.
@@ -90,6 +96,10 @@ pub enum ToServer {
     /// A connection-level error (a slave refusing a malformed frame from its master); the
     /// sender closes the connection after it.
     Error(WireError),
+    /// From a standby: it holds every record up to `lsn` durably.
+    StandbyAck { lsn: Lsn },
+    /// From a standby: a heartbeat; the master answers with [`Ship::Pong`].
+    StandbyPing,
 }
 
 /// Frames sent by a server.
@@ -103,6 +113,32 @@ pub enum FromServer {
     SlaveRequest { id: RequestId, epoch: Epoch, op: SlaveOp },
     /// A connection-level error; the server closes the connection after sending it.
     Error(WireError),
+    /// Log shipping, from the master to its standby.
+    Ship(Ship),
+}
+
+/// What a master sends its standby.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Ship {
+    /// Records durable on the master, consecutive, following what the standby holds.
+    Records {
+        records: Vec<LogRecord>,
+    },
+    /// The standby's log cannot be resumed: a full copy of the state at `lsn` follows as
+    /// `SnapshotChunk`s and a `SnapshotEnd`; records after `lsn` come next.
+    SnapshotBegin {
+        lsn: Lsn,
+        epoch: Epoch,
+    },
+    SnapshotChunk {
+        entries: Vec<(Key, Entry)>,
+    },
+    SnapshotEnd,
+    /// Answer to a `StandbyPing`: the master's last durable LSN and its live slaves.
+    Pong {
+        durable: Lsn,
+        slaves: Vec<NodeId>,
+    },
 }
 
 /// What a client can ask of the master.
@@ -152,6 +188,9 @@ pub enum SlaveOp {
     Write { key: Key, version: Version, value: Option<Value> },
     /// Heartbeat.
     Ping,
+    /// A page of every entry the slave holds. `cursor: 0` takes a fresh copy of the slave's
+    /// entries; later pages continue from the cursor the previous page returned.
+    Inventory { cursor: u64 },
 }
 
 /// A slave's successful answer to a [`SlaveOp`].
@@ -166,6 +205,11 @@ pub enum SlaveReply {
     },
     Pong {
         keys: u64,
+    },
+    /// A page of the inventory, and the cursor of the next page (`None`: that was the last).
+    Inventory {
+        entries: Vec<(Key, Entry)>,
+        next: Option<u64>,
     },
 }
 
@@ -182,6 +226,20 @@ pub struct StatusReport {
     /// Keys with fewer live, complete replicas than they should have.
     pub under_replicated: u64,
     pub slaves: Vec<SlaveStatus>,
+    /// The last durable LSN of the master's log.
+    pub last_lsn: Lsn,
+    /// The standby following this master, if one is connected.
+    pub standby: Option<StandbyStatus>,
+}
+
+/// The standby as its master sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StandbyStatus {
+    pub id: NodeId,
+    /// The last LSN the standby holds durably.
+    pub acked_lsn: Lsn,
+    /// Records the standby is behind the master's durable log.
+    pub lag: u64,
 }
 
 /// One slave as the master sees it.

@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the master: takes client requests and replicates them to quorums of slaves.
     Master(MasterArgs),
+    /// Run the hot standby: follows the master's log and takes over when the master dies.
+    Backup(BackupArgs),
     /// Run a storage node that follows the master.
     Slave(SlaveArgs),
     /// Talk to the store: one command, or an interactive prompt when none is given.
@@ -30,31 +32,64 @@ pub struct MasterArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:12345")]
     pub listen: String,
-    /// Replication factor: slaves per key (capped by the number of live slaves).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub replicas: u32,
+    /// The backup's address (`off`: run without one).
+    #[arg(long, default_value = "127.0.0.1:12346")]
+    pub backup: String,
     /// This node's name.
     #[arg(long, default_value = "master")]
     pub id: String,
+    /// Where the write-ahead log and snapshots live (locked while the node runs).
+    #[arg(long, default_value = "master-data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub common: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:12346")]
+    pub listen: String,
+    /// The master's address.
+    #[arg(long, default_value = "127.0.0.1:12345")]
+    pub master: String,
+    /// This node's name.
+    #[arg(long, default_value = "backup")]
+    pub id: String,
+    /// Where the standby's copy of the log lives (locked while the node runs).
+    #[arg(long, default_value = "backup-data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub common: ServerArgs,
+}
+
+/// Flags shared by `master` and `backup` (either may serve as master).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Replication factor: slaves per key (capped by the number of live slaves).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
     /// Time a quorum read or write may take before the client gets an error.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
-    /// Interval of heartbeats to slaves.
+    /// Interval of heartbeats: master to slaves, standby to master.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_ms: u64,
     /// Silence after which a slave is dropped from membership.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
     pub slave_timeout_ms: u64,
+    /// Silence from the master after which the standby takes over.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub failover_after_ms: u64,
+    /// How long to try reaching the peer at start before deciding alone.
+    #[arg(long, default_value_t = 1000)]
+    pub peer_wait_ms: u64,
+    /// How long a new master waits for slaves to come back before serving with fewer.
+    #[arg(long, default_value_t = 5000)]
+    pub takeover_wait_ms: u64,
     /// Time a new connection has to send its handshake.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout_ms: u64,
-    /// Background copies (refilling slaves, re-replicating keys) in flight at once; 0 turns
-    /// background repair off and leaves it to reads.
-    #[arg(long, default_value_t = 32)]
-    pub repair_concurrency: usize,
-    /// Where the write-ahead log and snapshots live (locked while the master runs).
-    #[arg(long, default_value = "master-data")]
-    pub data_dir: PathBuf,
     /// `always`: fdatasync every group commit before acknowledging. `none`: never fsync,
     /// so a machine crash can lose acknowledged writes -- for benchmarks only.
     #[arg(long, value_enum, default_value_t = WalSync::Always)]
@@ -62,6 +97,10 @@ pub struct MasterArgs {
     /// Write a snapshot (and drop the log before it) when the log passes this many MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_after_mb: u64,
+    /// Background copies (refilling slaves, re-replicating keys) in flight at once; 0 turns
+    /// background repair off and leaves it to reads.
+    #[arg(long, default_value_t = 32)]
+    pub repair_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,6 +120,10 @@ pub struct SlaveArgs {
     /// This slave's name, unique in the cluster (default: slave-<pid>).
     #[arg(long)]
     pub id: Option<String>,
+    /// Where the slave records the highest epoch it has accepted (data stays in memory).
+    /// Default: slave-data-<id>.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Silence from the master after which the slave reconnects.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
     pub master_timeout_ms: u64,
@@ -125,9 +168,12 @@ pub struct ClusterArgs {
     /// Folder for the nodes' logs and data (default: a new temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Address of the master.
+    /// Address of the master (port 0: free ports for master and backup).
     #[arg(long, default_value = "127.0.0.1:12345")]
     pub listen: String,
+    /// Address of the backup.
+    #[arg(long, default_value = "127.0.0.1:12346")]
+    pub backup_listen: String,
     /// Replication factor.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub replicas: u32,

@@ -75,9 +75,16 @@ fn print_value(value: &Bytes) {
 /// The status report as a small table.
 pub fn render_status(report: &StatusReport) -> String {
     let mut out = format!(
-        "node {} ({:?}), epoch {}, replicas {}\nkeys {}, under-replicated {}\n",
-        report.node, report.role, report.epoch, report.replicas, report.keys, report.under_replicated
+        "node {} ({:?}), epoch {}, last LSN {}, replicas {}\nkeys {}, under-replicated {}\n",
+        report.node, report.role, report.epoch, report.last_lsn.0, report.replicas, report.keys, report.under_replicated
     );
+    match &report.standby {
+        Some(standby) => out.push_str(&format!(
+            "standby {} (Standby), acknowledged LSN {}, lag {} records\n",
+            standby.id, standby.acked_lsn.0, standby.lag
+        )),
+        None => out.push_str("standby: none connected\n"),
+    }
     out.push_str(&format!("{:<16} {:<22} {:>10} {:>10}\n", "slave", "address", "held", "placed"));
     for slave in &report.slaves {
         out.push_str(&format!(

@@ -41,27 +41,69 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
 }
 
 async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<Node>) -> anyhow::Result<()> {
+    let (master_listen, backup_listen) = if args.listen.ends_with(":0") {
+        let (a, b) = (free_port(&args.listen)?, free_port(&args.listen)?);
+        (a.local_addr()?.to_string(), b.local_addr()?.to_string())
+    } else {
+        (args.listen.clone(), args.backup_listen.clone())
+    };
     let replicas = args.replicas.to_string();
-    let data = dir.join("master");
-    let data = data.to_str().context("the cluster folder's path is not UTF-8")?;
-    let master_args = ["master", "--listen", &args.listen, "--replicas", &replicas, "--data-dir", data];
-    let master = spawn(exe, dir, "master", &master_args)?;
-    nodes.push(master);
+    let path =
+        |name: &str| dir.join(name).to_str().map(str::to_string).context("the cluster folder's path is not UTF-8");
+    let master_data = path("master")?;
+    let master_args = [
+        "master",
+        "--listen",
+        &master_listen,
+        "--backup",
+        &backup_listen,
+        "--replicas",
+        &replicas,
+        "--data-dir",
+        &master_data,
+    ];
+    nodes.push(spawn(exe, dir, "master", &master_args)?);
     let addr = listening_addr(nodes.last_mut().expect("just pushed")).await?;
     announce(&format!("master  {addr}  pid {}", pid(&nodes[0])));
+    let backup_data = path("backup")?;
+    let backup_args =
+        ["backup", "--listen", &backup_listen, "--master", &addr, "--replicas", &replicas, "--data-dir", &backup_data];
+    nodes.push(spawn(exe, dir, "backup", &backup_args)?);
+    let backup = listening_addr(nodes.last_mut().expect("just pushed")).await?;
+    announce(&format!("backup  {backup}  pid {}", pid(&nodes[1])));
     for i in 1..=args.slaves {
         let name = format!("slave-{i}");
-        let slave = spawn(exe, dir, &name, &["slave", "--master", &addr, "--id", &name])?;
+        let data = path(&name)?;
+        let slave = spawn(
+            exe,
+            dir,
+            &name,
+            &["slave", "--master", &addr, "--backup", &backup, "--id", &name, "--data-dir", &data],
+        )?;
         announce(&format!("{name} -> {addr}  pid {}", slave.child.id().unwrap_or(0)));
         nodes.push(slave);
     }
     Ok(())
 }
 
+/// A free port on the host of `addr` (which names port 0), held until the listener is dropped.
+fn free_port(addr: &str) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).with_context(|| format!("cannot bind {addr}"))
+}
+
 fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<Node> {
     let log_path: PathBuf = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // SAFETY: prctl in the child before exec only sets its parent-death signal, so the nodes
+    // stop even if this process is killed with SIGKILL.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -9,6 +9,7 @@ fn main() {
     serve::init_logging(if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Master(args) => serve::run_master(args),
+        Command::Backup(args) => serve::run_backup(args),
         Command::Slave(args) => serve::run_slave(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Client(args) => std::process::exit(client_cli::run(args)),

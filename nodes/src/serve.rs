@@ -7,10 +7,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use net::{Incarnation, NodeId};
 
-use actors::master::{start_master, Heartbeat, MasterConfig, WalConfig};
+use actors::master::{Heartbeat, MasterConfig, StepDown, WalConfig};
+use actors::node::start_node;
 use actors::slave::{start_slave, SlaveConfig};
 
-use crate::args::{MasterArgs, SlaveArgs, WalSync};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::args::{BackupArgs, MasterArgs, ServerArgs, SlaveArgs, WalSync};
 
 /// Logs to stderr; `RUST_LOG` sets the level (default `default_level`).
 pub fn init_logging(default_level: &str) {
@@ -34,33 +38,69 @@ pub async fn shutdown_signal() {
 }
 
 pub fn run_master(args: MasterArgs) -> anyhow::Result<()> {
-    let node = NodeId::parse(&args.id).map_err(anyhow::Error::msg)?;
+    let peer = (args.backup != "off").then_some(args.backup);
+    run_server(&args.listen, &args.id, args.data_dir, peer, true, args.common)
+}
+
+pub fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
+    run_server(&args.listen, &args.id, args.data_dir, Some(args.master), false, args.common)
+}
+
+fn run_server(
+    listen: &str,
+    id: &str,
+    data_dir: PathBuf,
+    peer: Option<String>,
+    prefer_master: bool,
+    args: ServerArgs,
+) -> anyhow::Result<()> {
+    let ms = Duration::from_millis;
     let config = MasterConfig {
-        node,
+        node: NodeId::parse(id).map_err(anyhow::Error::msg)?,
         replicas: args.replicas as usize,
-        request_timeout: Duration::from_millis(args.request_timeout_ms),
-        heartbeat: Heartbeat {
-            interval: Duration::from_millis(args.heartbeat_ms),
-            timeout: Duration::from_millis(args.slave_timeout_ms),
-        },
-        handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
+        request_timeout: ms(args.request_timeout_ms),
+        heartbeat: Heartbeat { interval: ms(args.heartbeat_ms), timeout: ms(args.slave_timeout_ms) },
+        handshake_timeout: ms(args.handshake_timeout_ms),
         seed: rand::random(),
         repair_concurrency: args.repair_concurrency,
-        data_dir: args.data_dir.clone(),
+        data_dir: data_dir.clone(),
         wal: WalConfig {
             sync: args.wal_sync == WalSync::Always,
             snapshot_after_bytes: args.snapshot_after_mb.saturating_mul(1 << 20),
+            ship: true,
         },
+        peer,
+        prefer_master,
+        standby_heartbeat: ms(args.heartbeat_ms),
+        failover_after: ms(args.failover_after_ms),
+        peer_wait: ms(args.peer_wait_ms),
+        takeover_wait: ms(args.takeover_wait_ms),
+        step_down: Some(StepDown(Arc::new(restart_self))),
     };
     actix_rt::System::new().block_on(async move {
-        let master = start_master(&args.listen, config)
-            .await
-            .with_context(|| format!("master on {}", args.data_dir.display()))?;
-        announce(&format!("listening on {}", master.addr));
-        tracing::info!(addr = %master.addr, epoch = %master.epoch, replicas = args.replicas, "master started");
+        let node = start_node(listen, config).await.with_context(|| format!("node on {}", data_dir.display()))?;
+        announce(&format!("listening on {}", node.addr));
+        tracing::info!(addr = %node.addr, replicas = args.replicas, "node started");
         shutdown_signal().await;
         Ok(())
     })
+}
+
+/// Steps down by starting this program again with the same arguments: the new process finds the
+/// newer master and becomes its standby, discarding whatever of its log the new master lacks.
+fn restart_self() {
+    use std::os::unix::process::CommandExt;
+    tracing::warn!("restarting to rejoin as the new master's standby");
+    let mut args = std::env::args_os();
+    let program = std::env::current_exe().ok().map(Into::into).or_else(|| args.next());
+    let Some(program) = program else {
+        tracing::error!("cannot find this program to restart it; exiting");
+        std::process::exit(1);
+    };
+    let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let err = std::process::Command::new(program).args(rest).exec();
+    tracing::error!(%err, "cannot restart; exiting");
+    std::process::exit(1);
 }
 
 pub fn run_slave(args: SlaveArgs) -> anyhow::Result<()> {
@@ -74,9 +114,11 @@ pub fn run_slave(args: SlaveArgs) -> anyhow::Result<()> {
         backoff_base: Duration::from_millis(50),
         backoff_cap: Duration::from_secs(2),
     };
+    let data_dir = args.data_dir.unwrap_or_else(|| format!("slave-data-{id}").into());
     actix_rt::System::new().block_on(async move {
-        tracing::info!(id = %config.id, "slave started");
-        let _slave = start_slave(config);
+        let _slave = start_slave(config, Some(&data_dir))
+            .with_context(|| format!("cannot use {} as the slave's data directory", data_dir.display()))?;
+        tracing::info!(id = %id, data_dir = %data_dir.display(), "slave started");
         shutdown_signal().await;
         Ok(())
     })

@@ -196,6 +196,7 @@ impl FakeMaster {
             node: net::NodeId("fake".into()),
             role: ServerRole::Master,
             epoch: Epoch(1),
+            last_lsn: net::Lsn(0),
         };
         stream.write_all(&frame(&FromServer::Welcome(welcome))).unwrap();
         (stream, role)
@@ -223,8 +224,22 @@ fn slave_request(stream: &mut TcpStream, id: u64, op: SlaveOp) -> Result<SlaveRe
 fn the_slave_answers_bad_input_with_an_error_and_keeps_its_data() {
     let fake = FakeMaster::new();
     let dir = support::test_dir("bad-slave");
-    let mut slave =
-        Proc::spawn(&dir, "slave", &["slave", "--master", &fake.addr(), "--backup", support::NOWHERE, "--id", "s1"]);
+    let data = dir.join("s1");
+    let mut slave = Proc::spawn(
+        &dir,
+        "slave",
+        &[
+            "slave",
+            "--master",
+            &fake.addr(),
+            "--backup",
+            support::NOWHERE,
+            "--id",
+            "s1",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
 
     let (mut conn, _) = fake.accept();
     let key = Key::new("k").unwrap();

@@ -121,7 +121,7 @@ fn cluster_starts_master_and_slaves_and_stops_them_on_sigterm() {
         }
         pids.push(line.split_whitespace().last().unwrap().parse().unwrap());
     }
-    assert_eq!(pids.len(), 3, "a master and two slaves");
+    assert_eq!(pids.len(), 4, "a master, a backup and two slaves");
 
     let status = support::wait_for(|| {
         let out = Command::new(NODES)

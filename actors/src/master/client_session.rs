@@ -78,8 +78,8 @@ impl StreamHandler<Result<ToServer, NetError>> for ClientSession {
                 self.coordinator.do_send(Execute { id, op, reply: ctx.address().recipient() });
             }
             Ok(ToServer::Hello(_)) => self.close_with(WireError::protocol("handshake already done"), ctx),
-            Ok(ToServer::SlaveResponse { .. }) => {
-                self.close_with(WireError::protocol("a slave response on a client connection"), ctx)
+            Ok(ToServer::SlaveResponse { .. } | ToServer::StandbyAck { .. } | ToServer::StandbyPing) => {
+                self.close_with(WireError::protocol("a slave or standby frame on a client connection"), ctx)
             }
             Ok(ToServer::Error(err)) => {
                 tracing::info!(peer = %self.peer, %err, "client sent an error");

@@ -3,21 +3,25 @@
 //! aggregators, answering clients), and keeps the one piece of state the core must not see:
 //! the address of each slave's proxy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix::prelude::{Actor, Addr, AsyncContext, Context, Handler, Message, Recipient, Supervised};
+use actix::prelude::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient, Supervised,
+    WrapFuture,
+};
 
 use net::{
-    ClientOp, ClientReply, Epoch, Incarnation, Key, NodeId, RequestId, ServerRole, SlaveStatus, StatusReport, Version,
-    WireError,
+    ClientOp, ClientReply, Entry, Epoch, Incarnation, Key, Lsn, NodeId, RequestId, ServerRole, SlaveStatus,
+    StandbyStatus, StatusReport, Version, WireError,
 };
 
 use super::core::{Coordinator, Effect, Found, Op, Target};
+use super::inventory::InventoryReader;
 use super::read_aggregator::{Purpose, ReadAggregator};
 use super::slave_proxy::{Retire, SlaveProxy};
-use super::wal_writer::{Append, LogEntry, SnapshotDue, WalWriter, WriteSnapshot};
+use super::wal_writer::{Append, LogEntry, SnapshotDue, Stats, WalWriter, WriteSnapshot};
 use super::write_aggregator::{Completion, WriteAggregator};
 use super::MasterConfig;
 
@@ -125,15 +129,68 @@ pub struct Revalidated {
     pub incarnation: Incarnation,
 }
 
-/// The coordinator's epoch and role, for handshakes.
+/// A slave's whole inventory, read for a takeover.
 #[derive(Message)]
-#[rtype(result = "NodeView")]
-pub struct Describe;
+#[rtype(result = "()")]
+pub struct InventoryDone {
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+    pub entries: Vec<(Key, Entry)>,
+    pub ok: bool,
+}
 
-#[derive(Debug, Clone, Copy, actix::MessageResponse)]
-pub struct NodeView {
+/// A slave or a peer has accepted `epoch`, newer than this master's: step down.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deposed {
     pub epoch: Epoch,
-    pub role: ServerRole,
+}
+
+/// The coordinator's epoch and every key's newest entry, for a standby's snapshot.
+#[derive(Message)]
+#[rtype(result = "(Epoch, Vec<(Key, Entry)>)")]
+pub struct StateCopy;
+
+/// The live slaves, for the standby (it waits for enough of them if it takes over).
+#[derive(Message)]
+#[rtype(result = "Vec<NodeId>")]
+pub struct LiveSlaves;
+
+/// The live slaves changed; sent to whoever asked with [`WatchSlaves`].
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct SlaveList(pub Vec<NodeId>);
+
+/// Tell `0` the live slaves now and whenever they change (a standby's session).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchSlaves(pub Recipient<SlaveList>);
+
+/// The standby connected, acknowledged `acked`, or left (`acked: None`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StandbyState {
+    pub standby: NodeId,
+    pub acked: Option<Lsn>,
+}
+
+/// How many slaves a new master reads before it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaveWait {
+    pub slaves: usize,
+    /// Give up waiting after `takeover_wait` and serve with the slaves read so far: only when
+    /// the slave population is unknown (a master restarting alone), since serving early can miss
+    /// writes that only slaves still away hold.
+    pub deadline: bool,
+}
+
+/// A takeover in progress: commands wait until enough slaves have been read.
+struct Takeover {
+    needed: usize,
+    /// Serve with fewer after `takeover_wait` (when the slave population is unknown).
+    deadline: bool,
+    found: HashMap<Key, Vec<Found>>,
+    read: BTreeSet<NodeId>,
 }
 
 struct SlaveHandle {
@@ -148,22 +205,112 @@ pub struct CoordinatorActor {
     config: Arc<MasterConfig>,
     slaves: BTreeMap<NodeId, SlaveHandle>,
     wal: Addr<WalWriter>,
+    /// Until a takeover has read enough slaves, commands wait in `held`.
+    takeover: Option<Takeover>,
+    held: Vec<(std::time::Instant, Execute)>,
+    standby: Option<(NodeId, Lsn)>,
+    deposed: bool,
+    watchers: Vec<Recipient<SlaveList>>,
 }
 
 impl CoordinatorActor {
-    /// A coordinator serving `epoch`, starting from the entries recovered from the log.
+    /// A coordinator serving `epoch`, starting from the entries recovered from the log (or
+    /// replayed by a standby). It serves once it has read the inventory of `wait_for_slaves`
+    /// slaves, so that writes a majority of slaves acknowledged but the log lacks are found.
     pub fn new(
         config: Arc<MasterConfig>,
         epoch: Epoch,
         entries: impl IntoIterator<Item = (Key, net::Entry)>,
         wal: Addr<WalWriter>,
+        wait: SlaveWait,
     ) -> Self {
         let mut core = Coordinator::new(epoch, config.replicas, config.seed);
         core.recover(entries);
-        CoordinatorActor { core, config, slaves: BTreeMap::new(), wal }
+        let takeover = (wait.slaves > 0).then(|| Takeover {
+            needed: wait.slaves,
+            deadline: wait.deadline,
+            found: HashMap::new(),
+            read: BTreeSet::new(),
+        });
+        CoordinatorActor {
+            core,
+            config,
+            slaves: BTreeMap::new(),
+            wal,
+            takeover,
+            held: Vec::new(),
+            standby: None,
+            deposed: false,
+            watchers: Vec::new(),
+        }
+    }
+
+    /// Every key found by the takeover is adopted (the newest version wins, and versions newer
+    /// than the log's are logged); then the held commands run.
+    fn finish_takeover(&mut self, ctx: &mut Context<Self>) {
+        let Some(takeover) = self.takeover.take() else { return };
+        tracing::info!(slaves = takeover.read.len(), keys = takeover.found.len(), "takeover read its slaves; serving");
+        for (key, found) in takeover.found {
+            let effects = self.core.adopt(key, found);
+            self.run(effects, ctx);
+        }
+        self.expire_held();
+        for (_, msg) in std::mem::take(&mut self.held) {
+            self.execute(msg, ctx);
+        }
+        self.maintain(ctx);
+    }
+
+    /// Commands held longer than the request timeout are refused (nothing was done): their
+    /// clients have given up, and running them much later would only surprise them.
+    fn expire_held(&mut self) {
+        let timeout = self.config.request_timeout;
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.held).into_iter().partition(|(at, _)| at.elapsed() > timeout);
+        self.held = kept;
+        for (_, msg) in expired {
+            let caller = Caller { id: msg.id, reply: msg.reply };
+            caller.answer(Err(WireError::unavailable("the new master is still waiting for its slaves")));
+        }
+    }
+
+    fn execute(&mut self, msg: Execute, ctx: &mut Context<Self>) {
+        let caller = Caller { id: msg.id, reply: msg.reply };
+        if self.deposed {
+            return caller.answer(Err(WireError::NotMaster { master: self.config.peer.clone() }));
+        }
+        let (key, op) = match msg.op {
+            ClientOp::Get { key } => (key, Op::Get),
+            ClientOp::Put { key, value } => (key, Op::Put(value)),
+            ClientOp::Del { key } => (key, Op::Del),
+            ClientOp::Status => {
+                let wal = self.wal.send(Stats);
+                ctx.spawn(wal.into_actor(self).map(move |stats, act, _| {
+                    let durable = stats.map(|s| s.durable).unwrap_or_default();
+                    caller.answer(Ok(ClientReply::Status(act.status(durable))));
+                }));
+                return;
+            }
+        };
+        let effects = self.core.submit(key, op, caller);
+        self.run(effects, ctx);
+    }
+
+    fn tell_watchers(&mut self) {
+        self.watchers.retain(|w| w.connected());
+        let list = SlaveList(self.slaves.keys().cloned().collect());
+        for watcher in &self.watchers {
+            watcher.do_send(list.clone());
+        }
     }
 
     fn maintain(&mut self, ctx: &mut Context<Self>) {
+        if self.takeover.is_some() {
+            self.expire_held();
+        }
+        if self.takeover.is_some() || self.deposed {
+            return;
+        }
         let effects = self.core.maintenance(self.config.repair_concurrency);
         self.run(effects, ctx);
     }
@@ -228,7 +375,7 @@ impl CoordinatorActor {
             .collect()
     }
 
-    fn status(&self) -> StatusReport {
+    fn status(&self, durable: Lsn) -> StatusReport {
         let map = self.core.map_status();
         StatusReport {
             node: self.config.node.clone(),
@@ -247,6 +394,12 @@ impl CoordinatorActor {
                     keys_placed: map.placed.get(node).copied().unwrap_or(0),
                 })
                 .collect(),
+            last_lsn: durable,
+            standby: self.standby.as_ref().map(|(id, acked)| StandbyStatus {
+                id: id.clone(),
+                acked_lsn: *acked,
+                lag: durable.0.saturating_sub(acked.0),
+            }),
         }
     }
 }
@@ -260,6 +413,18 @@ impl Actor for CoordinatorActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(MAINTENANCE_INTERVAL, |act, ctx| act.maintain(ctx));
+        if self.takeover.as_ref().is_some_and(|t| t.deadline) {
+            ctx.run_later(self.config.takeover_wait, |act, ctx| {
+                if let Some(takeover) = &act.takeover {
+                    tracing::warn!(
+                        read = takeover.read.len(),
+                        wanted = takeover.needed,
+                        "too few slaves came back in time; serving with what was read"
+                    );
+                    act.finish_takeover(ctx);
+                }
+            });
+        }
         self.maintain(ctx);
     }
 }
@@ -270,15 +435,11 @@ impl Handler<Execute> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) {
-        let caller = Caller { id: msg.id, reply: msg.reply };
-        let (key, op) = match msg.op {
-            ClientOp::Get { key } => (key, Op::Get),
-            ClientOp::Put { key, value } => (key, Op::Put(value)),
-            ClientOp::Del { key } => (key, Op::Del),
-            ClientOp::Status => return caller.answer(Ok(ClientReply::Status(self.status()))),
-        };
-        let effects = self.core.submit(key, op, caller);
-        self.run(effects, ctx);
+        if self.takeover.is_some() && !matches!(msg.op, ClientOp::Status) {
+            self.held.push((std::time::Instant::now(), msg));
+            return;
+        }
+        self.execute(msg, ctx);
     }
 }
 
@@ -292,8 +453,88 @@ impl Handler<SlaveJoined> for CoordinatorActor {
             tracing::info!(slave = %msg.node, "replacing the slave's older connection");
             old.proxy.do_send(Retire);
         }
-        self.core.slave_joined(msg.node, msg.incarnation, msg.max_version);
+        self.core.slave_joined(msg.node.clone(), msg.incarnation, msg.max_version);
+        self.tell_watchers();
+        if self.takeover.is_some() {
+            let proxy = self.slaves[&msg.node].proxy.clone();
+            InventoryReader::new(msg.node, msg.incarnation, proxy, self.core.epoch(), ctx.address()).start();
+        }
         self.maintain(ctx);
+    }
+}
+
+impl Handler<InventoryDone> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: InventoryDone, ctx: &mut Context<Self>) {
+        let Some(takeover) = self.takeover.as_mut() else { return };
+        if !msg.ok || !self.slaves.contains_key(&msg.node) {
+            return;
+        }
+        tracing::info!(slave = %msg.node, keys = msg.entries.len(), "read a slave's inventory");
+        for (key, entry) in msg.entries {
+            let found = Found { node: msg.node.clone(), incarnation: msg.incarnation, entry: Some(entry) };
+            takeover.found.entry(key).or_default().push(found);
+        }
+        takeover.read.insert(msg.node);
+        if takeover.read.len() >= takeover.needed {
+            self.finish_takeover(ctx);
+        }
+    }
+}
+
+impl Handler<Deposed> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deposed, _ctx: &mut Context<Self>) {
+        if msg.epoch <= self.core.epoch() || self.deposed {
+            return;
+        }
+        tracing::error!(ours = %self.core.epoch(), newer = %msg.epoch, "a newer master exists; stepping down");
+        self.deposed = true;
+        for (_, handle) in std::mem::take(&mut self.slaves) {
+            handle.proxy.do_send(Retire);
+        }
+        for (_, msg) in std::mem::take(&mut self.held) {
+            let caller = Caller { id: msg.id, reply: msg.reply };
+            caller.answer(Err(WireError::NotMaster { master: self.config.peer.clone() }));
+        }
+        if let Some(step_down) = &self.config.step_down {
+            (step_down.0)();
+        }
+    }
+}
+
+impl Handler<StateCopy> for CoordinatorActor {
+    type Result = MessageResult<StateCopy>;
+
+    fn handle(&mut self, _msg: StateCopy, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.core.epoch(), self.core.entries()))
+    }
+}
+
+impl Handler<LiveSlaves> for CoordinatorActor {
+    type Result = MessageResult<LiveSlaves>;
+
+    fn handle(&mut self, _msg: LiveSlaves, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.slaves.keys().cloned().collect())
+    }
+}
+
+impl Handler<WatchSlaves> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchSlaves, _ctx: &mut Context<Self>) {
+        msg.0.do_send(SlaveList(self.slaves.keys().cloned().collect()));
+        self.watchers.push(msg.0);
+    }
+}
+
+impl Handler<StandbyState> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StandbyState, _ctx: &mut Context<Self>) {
+        self.standby = msg.acked.map(|acked| (msg.standby, acked));
     }
 }
 
@@ -305,6 +546,7 @@ impl Handler<SlaveLeft> for CoordinatorActor {
             tracing::warn!(slave = %msg.node, "slave dropped from membership");
             self.slaves.remove(&msg.node);
             self.core.slave_left(&msg.node);
+            self.tell_watchers();
         }
     }
 }
@@ -361,13 +603,5 @@ impl Handler<Revalidated> for CoordinatorActor {
 
     fn handle(&mut self, msg: Revalidated, _ctx: &mut Context<Self>) {
         self.core.revalidate(&msg.key, &msg.node, msg.incarnation);
-    }
-}
-
-impl Handler<Describe> for CoordinatorActor {
-    type Result = NodeView;
-
-    fn handle(&mut self, _msg: Describe, _ctx: &mut Context<Self>) -> NodeView {
-        NodeView { epoch: self.core.epoch(), role: ServerRole::Master }
     }
 }

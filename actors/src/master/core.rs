@@ -338,6 +338,20 @@ impl<T> Coordinator<T> {
         effects
     }
 
+    /// Takes over a key found by a takeover's inventory: as if a discovery had found `found`.
+    pub fn adopt(&mut self, key: Key, found: Vec<Found>) -> Vec<Effect<T>> {
+        if self.pending.contains_key(&key) {
+            return Vec::new();
+        }
+        self.pending.insert(key.clone(), Vec::new());
+        self.discovered(key, found, true)
+    }
+
+    /// Keys the map knows.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.keys()
+    }
+
     /// A seeding finished: on success the waiting commands run, otherwise they fail and the key
     /// is forgotten, so the next command discovers it again.
     pub fn seeded(&mut self, key: Key, ok: bool) -> Vec<Effect<T>> {

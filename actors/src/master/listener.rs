@@ -16,14 +16,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 
 use net::{
-    encode_frame, FromServer, Hello, MsgCodec, NodeId, PeerRole, ServerRole, ToServer, Welcome, WireError,
-    PROTOCOL_VERSION,
+    encode_frame, FromServer, Hello, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Welcome, WireError, PROTOCOL_VERSION,
 };
 
+use super::backup_session::BackupSession;
 use super::client_session::ClientSession;
-use super::coordinator::{CoordinatorActor, Describe, SlaveJoined};
+use super::coordinator::{Deposed, SlaveJoined};
 use super::slave_proxy::SlaveProxy;
 use super::MasterConfig;
+use crate::node::role::{Describe, NodeActor};
 use crate::outbox::{drain, frames, Outbox};
 
 type ServerReader = FramedRead<tokio::net::tcp::OwnedReadHalf, MsgCodec<ToServer, FromServer>>;
@@ -31,11 +32,11 @@ type ServerReader = FramedRead<tokio::net::tcp::OwnedReadHalf, MsgCodec<ToServer
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections forever.
-pub async fn serve(listener: TcpListener, coordinator: Addr<CoordinatorActor>, config: Arc<MasterConfig>) {
+pub async fn serve(listener: TcpListener, node: Addr<NodeActor>, config: Arc<MasterConfig>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                actix_rt::spawn(handshake(stream, peer, coordinator.clone(), config.clone()));
+                actix_rt::spawn(handshake(stream, peer, node.clone(), config.clone()));
             }
             Err(err) => {
                 tracing::error!(%err, "accept failed");
@@ -45,12 +46,7 @@ pub async fn serve(listener: TcpListener, coordinator: Addr<CoordinatorActor>, c
     }
 }
 
-async fn handshake(
-    stream: TcpStream,
-    peer: SocketAddr,
-    coordinator: Addr<CoordinatorActor>,
-    config: Arc<MasterConfig>,
-) {
+async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, config: Arc<MasterConfig>) {
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %err, "set_nodelay failed");
     }
@@ -77,11 +73,26 @@ async fn handshake(
         let detail = format!("protocol version {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
         return refuse(peer, reader, write, WireError::protocol(detail)).await;
     }
-    let Ok(view) = coordinator.send(Describe).await else {
+    let Ok(view) = node.send(Describe).await else {
         return;
     };
-    let welcome = Welcome { protocol: PROTOCOL_VERSION, node: config.node.clone(), role: view.role, epoch: view.epoch };
-    debug_assert_eq!(view.role, ServerRole::Master);
+    let welcome = Welcome {
+        protocol: PROTOCOL_VERSION,
+        node: config.node.clone(),
+        role: view.role,
+        epoch: view.epoch,
+        last_lsn: view.last_lsn,
+    };
+    if let PeerRole::Peer { id, epoch, .. } = &role {
+        if let (Some((coordinator, _)), true) = (&view.serving, *epoch > view.epoch) {
+            tracing::error!(peer_node = %id, its_epoch = %epoch, our_epoch = %view.epoch, "peer has a newer epoch");
+            coordinator.do_send(Deposed { epoch: *epoch });
+        }
+        return refuse_with(peer, reader, write, FromServer::Welcome(welcome)).await;
+    }
+    let Some((coordinator, wal)) = view.serving else {
+        return refuse(peer, reader, write, WireError::NotMaster { master: view.master }).await;
+    };
     match role {
         PeerRole::Client => {
             let outbox = Outbox::spawn(write);
@@ -96,6 +107,7 @@ async fn handshake(
             }
             if epoch > view.epoch {
                 tracing::error!(slave = %id, slave_epoch = %epoch, our_epoch = %view.epoch, "slave has accepted a newer epoch");
+                coordinator.do_send(Deposed { epoch });
                 return refuse(peer, reader, write, WireError::StaleEpoch { sent: view.epoch, current: epoch }).await;
             }
             let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
@@ -109,18 +121,38 @@ async fn handshake(
             });
             coordinator.do_send(SlaveJoined { node: id, incarnation, max_version, keys, addr: peer, conn, proxy });
         }
-        PeerRole::Backup { id, .. } => {
-            let detail = format!("backup {id} refused: this master does not ship its log to a standby");
-            refuse(peer, reader, write, WireError::protocol(detail)).await;
+        PeerRole::Peer { .. } => unreachable!("answered above"),
+        PeerRole::Backup { id, epoch, next_lsn } => {
+            if let Err(detail) = NodeId::parse(id.as_str()) {
+                return refuse(peer, reader, write, WireError::bad_request(detail)).await;
+            }
+            if epoch > view.epoch {
+                tracing::error!(standby = %id, its_epoch = %epoch, our_epoch = %view.epoch, "peer has a newer epoch");
+                coordinator.do_send(Deposed { epoch });
+                return refuse(peer, reader, write, WireError::StaleEpoch { sent: view.epoch, current: epoch }).await;
+            }
+            // A standby resumes only a log it received from this master in this epoch;
+            // anything else may have diverged and is replaced by a snapshot.
+            let from = if epoch == view.epoch { next_lsn } else { Lsn(0) };
+            let outbox = Outbox::spawn(write);
+            BackupSession::create(move |ctx| {
+                ctx.add_stream(frames(reader));
+                BackupSession::new(id, peer, outbox, coordinator, wal, welcome, from)
+            });
         }
     }
 }
 
 /// Sends `err`, closes the write side, and reads for a moment so the peer gets the frame.
-async fn refuse(peer: SocketAddr, reader: ServerReader, mut write: OwnedWriteHalf, err: WireError) {
+async fn refuse(peer: SocketAddr, reader: ServerReader, write: OwnedWriteHalf, err: WireError) {
     tracing::info!(%peer, %err, "refusing a connection");
+    refuse_with(peer, reader, write, FromServer::Error(err)).await
+}
+
+/// Sends one last frame and closes gracefully.
+async fn refuse_with(_peer: SocketAddr, reader: ServerReader, mut write: OwnedWriteHalf, last: FromServer) {
     let mut buf = BytesMut::new();
-    if encode_frame(&FromServer::Error(err), &mut buf).is_ok() && write.write_all(&buf).await.is_ok() {
+    if encode_frame(&last, &mut buf).is_ok() && write.write_all(&buf).await.is_ok() {
         let _ = write.shutdown().await;
     }
     drain(reader.into_inner()).await;
@@ -132,5 +164,7 @@ fn frame_name(frame: &ToServer) -> &'static str {
         ToServer::Request { .. } => "Request",
         ToServer::SlaveResponse { .. } => "SlaveResponse",
         ToServer::Error(_) => "Error",
+        ToServer::StandbyAck { .. } => "StandbyAck",
+        ToServer::StandbyPing => "StandbyPing",
     }
 }

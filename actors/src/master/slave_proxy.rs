@@ -12,7 +12,7 @@ use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, 
 
 use net::{Epoch, FromServer, NetError, NodeId, RequestId, SlaveOp, SlaveReply, ToServer, Welcome, WireError};
 
-use super::coordinator::{CoordinatorActor, SlaveLeft, SlaveStats};
+use super::coordinator::{CoordinatorActor, Deposed, SlaveLeft, SlaveStats};
 use crate::outbox::{Outbox, LINGER};
 
 /// Send `op` to the slave and report the answer to `reply_to`, tagged with `tag`.
@@ -118,6 +118,25 @@ impl SlaveProxy {
         ctx.run_later(LINGER, |_, ctx| ctx.stop());
     }
 
+    fn handle_response(&mut self, id: RequestId, result: Result<SlaveReply, WireError>, ctx: &mut Context<Self>) {
+        match self.in_flight.remove(&id) {
+            Some(InFlight::Call { reply_to, tag }) => {
+                reply_to.do_send(SlaveAnswer { tag, result: result.map_err(CallError::Refused) })
+            }
+            Some(InFlight::Ping) => match result {
+                Ok(SlaveReply::Pong { keys }) => {
+                    self.coordinator.do_send(SlaveStats { node: self.node.clone(), conn: self.conn, keys })
+                }
+                Ok(other) => self.close_with(WireError::protocol(format!("expected Pong, got {other:?}")), ctx),
+                Err(err) => {
+                    tracing::warn!(slave = %self.node, %err, "slave refused a heartbeat");
+                    ctx.stop();
+                }
+            },
+            None => self.close_with(WireError::protocol(format!("response to unknown request {id}")), ctx),
+        }
+    }
+
     fn fail_in_flight(&mut self) {
         for (_, entry) in self.in_flight.drain() {
             match entry {
@@ -142,6 +161,7 @@ impl Actor for SlaveProxy {
             let silent = act.last_heard.elapsed();
             if silent > act.heartbeat.timeout {
                 tracing::warn!(slave = %act.node, ?silent, "slave missed its heartbeats; dropping it");
+                act.closing = true;
                 act.fail_in_flight();
                 ctx.stop();
             } else {
@@ -164,29 +184,21 @@ impl StreamHandler<Result<ToServer, NetError>> for SlaveProxy {
         }
         self.last_heard = Instant::now();
         match frame {
-            Ok(ToServer::SlaveResponse { id, result }) => match self.in_flight.remove(&id) {
-                Some(InFlight::Call { reply_to, tag }) => {
-                    reply_to.do_send(SlaveAnswer { tag, result: result.map_err(CallError::Refused) })
+            Ok(ToServer::SlaveResponse { id, result }) => {
+                if let Err(WireError::StaleEpoch { current, .. }) = &result {
+                    if *current > self.welcome.epoch {
+                        self.coordinator.do_send(Deposed { epoch: *current });
+                    }
                 }
-                Some(InFlight::Ping) => match result {
-                    Ok(SlaveReply::Pong { keys }) => {
-                        self.coordinator.do_send(SlaveStats { node: self.node.clone(), conn: self.conn, keys })
-                    }
-                    Ok(other) => self.close_with(WireError::protocol(format!("expected Pong, got {other:?}")), ctx),
-                    Err(err) => {
-                        tracing::warn!(slave = %self.node, %err, "slave refused a heartbeat");
-                        ctx.stop();
-                    }
-                },
-                None => self.close_with(WireError::protocol(format!("response to unknown request {id}")), ctx),
-            },
+                self.handle_response(id, result, ctx)
+            }
             Ok(ToServer::Error(err)) => {
                 tracing::warn!(slave = %self.node, %err, "slave sent an error");
                 ctx.stop();
             }
             Ok(ToServer::Hello(_)) => self.close_with(WireError::protocol("handshake already done"), ctx),
-            Ok(ToServer::Request { .. }) => {
-                self.close_with(WireError::protocol("a client request on a slave connection"), ctx)
+            Ok(ToServer::Request { .. } | ToServer::StandbyAck { .. } | ToServer::StandbyPing) => {
+                self.close_with(WireError::protocol("a client or standby frame on a slave connection"), ctx)
             }
             Err(err) => match err.to_wire() {
                 Some(wire) => self.close_with(wire, ctx),

@@ -33,13 +33,57 @@ pub struct WalConfig {
     pub sync: bool,
     /// Take a snapshot when the log since the last one passes this many bytes.
     pub snapshot_after_bytes: u64,
+    /// Keep recent durable records and send them to subscribers (standbys).
+    pub ship: bool,
 }
+
+/// Records standbys can resume from without a snapshot.
+const RECENT_RECORDS: usize = 100_000;
+
+/// Durable records for a standby's session, in LSN order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shipped(pub Vec<LogRecord>);
+
+/// Send durable records to `to`, starting at `from` if the writer still has them.
+#[derive(Message)]
+#[rtype(result = "Subscribed")]
+pub struct Subscribe {
+    pub from: Lsn,
+    pub to: Recipient<Shipped>,
+}
+
+/// The answer to [`Subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, actix::MessageResponse)]
+pub enum Subscribed {
+    /// Records from `from` on follow.
+    Resumed,
+    /// `from` is gone (or ahead): send the subscriber the state at `durable` first; records
+    /// after `durable` follow.
+    NeedSnapshot { durable: Lsn },
+}
+
+/// From now on keep durable records for standbys (a standby that became master).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ShipFromNowOn;
+
+/// Stop, closing the log file.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
 
 /// What to append; the writer gives it its LSN.
 #[derive(Debug, Clone)]
 pub enum LogEntry {
-    Write { version: Version, key: Key, value: Option<Value> },
+    Write {
+        version: Version,
+        key: Key,
+        value: Option<Value>,
+    },
     Epoch(Epoch),
+    /// A record from the master's log, appended by its standby with the same LSN.
+    Shipped(LogRecord),
 }
 
 /// Append `entry` and tell `notify` when it is durable.
@@ -112,13 +156,13 @@ pub struct WalStats {
 pub struct Stats;
 
 enum Work {
-    Batch { bytes: Vec<u8>, last: Lsn, waiters: Vec<(Lsn, Notify)> },
+    Batch { bytes: Vec<u8>, last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord> },
     Rotate { first: Lsn },
 }
 
 /// What the I/O thread is doing.
 enum InIo {
-    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)> },
+    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord> },
     Rotate,
 }
 
@@ -155,6 +199,11 @@ pub struct WalWriter {
     snapshot: SnapshotState,
     coordinator: Option<Recipient<SnapshotDue>>,
     stats: WalStats,
+    /// Keep durable records for standbys (the master's log; not a standby's own).
+    ship: bool,
+    /// The newest durable records, for a standby that resumes.
+    recent: VecDeque<LogRecord>,
+    subscribers: Vec<Recipient<Shipped>>,
 }
 
 impl WalWriter {
@@ -192,6 +241,9 @@ impl WalWriter {
                 snapshot: SnapshotState::Idle,
                 coordinator: None,
                 stats: WalStats { durable: Lsn(next_lsn.0.saturating_sub(1)), ..WalStats::default() },
+                ship: config.ship,
+                recent: VecDeque::new(),
+                subscribers: Vec::new(),
             }
         });
         Ok(addr)
@@ -199,34 +251,41 @@ impl WalWriter {
 
     fn append(&mut self, entry: LogEntry, notify: Option<Notify>) {
         let lsn = self.next_lsn;
-        if let Some(reason) = &self.failed {
+        let refuse = |notify: Option<Notify>, reason: String| {
             if let Some(notify) = notify {
-                notify.send(Durable { lsn, result: Err(reason.clone()) });
+                notify.send(Durable { lsn, result: Err(reason) });
             }
-            return;
+        };
+        if let Some(reason) = &self.failed {
+            return refuse(notify, reason.clone());
         }
-        self.next_lsn = Lsn(lsn.0 + 1);
-        self.stats.appends += 1;
         let record = match entry {
             LogEntry::Write { version, key, value } => LogRecord::Write { lsn, version, key, value },
             LogEntry::Epoch(epoch) => LogRecord::Epoch { lsn, epoch },
+            LogEntry::Shipped(record) if record.lsn() == lsn => record,
+            LogEntry::Shipped(record) => {
+                return refuse(notify, format!("shipped record {} does not follow {}", record.lsn().0, lsn.0 - 1))
+            }
         };
         if !matches!(self.queue.back(), Some(Work::Batch { .. })) {
-            self.queue.push_back(Work::Batch { bytes: Vec::with_capacity(4096), last: lsn, waiters: Vec::new() });
+            let bytes = Vec::with_capacity(4096);
+            self.queue.push_back(Work::Batch { bytes, last: lsn, waiters: Vec::new(), records: Vec::new() });
         }
-        let Some(Work::Batch { bytes, last, waiters }) = self.queue.back_mut() else {
+        let Some(Work::Batch { bytes, last, waiters, records }) = self.queue.back_mut() else {
             unreachable!("a batch was just pushed")
         };
         if let Err(err) = format::encode(&record, bytes) {
             tracing::error!(%err, "cannot encode a log record");
-            if let Some(notify) = notify {
-                notify.send(Durable { lsn, result: Err(err.to_string()) });
-            }
-            return;
+            return refuse(notify, err.to_string());
         }
+        self.next_lsn = Lsn(lsn.0 + 1);
+        self.stats.appends += 1;
         *last = lsn;
         if let Some(notify) = notify {
             waiters.push((lsn, notify));
+        }
+        if self.ship {
+            records.push(record);
         }
     }
 
@@ -237,9 +296,9 @@ impl WalWriter {
         }
         let Some(work) = self.queue.pop_front() else { return };
         let (command, doing) = match work {
-            Work::Batch { bytes, last, waiters } => {
+            Work::Batch { bytes, last, waiters, records } => {
                 self.log_bytes += bytes.len() as u64;
-                (IoCommand::Write(bytes), InIo::Batch { last, waiters })
+                (IoCommand::Write(bytes), InIo::Batch { last, waiters, records })
             }
             Work::Rotate { first } => (IoCommand::Rotate(self.dir.segment_path(first)), InIo::Rotate),
         };
@@ -278,8 +337,60 @@ impl WalWriter {
     }
 }
 
+impl WalWriter {
+    fn ship_records(&mut self, records: Vec<LogRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        self.subscribers.retain(|s| s.connected());
+        for subscriber in &self.subscribers {
+            subscriber.do_send(Shipped(records.clone()));
+        }
+        self.recent.extend(records);
+        while self.recent.len() > RECENT_RECORDS {
+            self.recent.pop_front();
+        }
+    }
+}
+
 impl Actor for WalWriter {
     type Context = Context<Self>;
+}
+
+impl Handler<Subscribe> for WalWriter {
+    type Result = Subscribed;
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) -> Subscribed {
+        let durable = self.stats.durable;
+        let first = self.recent.front().map(|r| r.lsn());
+        let answer = match first {
+            _ if msg.from.0 == durable.0 + 1 => Subscribed::Resumed,
+            Some(first) if msg.from >= first && msg.from <= durable => {
+                let from = (msg.from.0 - first.0) as usize;
+                msg.to.do_send(Shipped(self.recent.range(from..).cloned().collect()));
+                Subscribed::Resumed
+            }
+            Some(_) | None => Subscribed::NeedSnapshot { durable },
+        };
+        self.subscribers.push(msg.to);
+        answer
+    }
+}
+
+impl Handler<ShipFromNowOn> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ShipFromNowOn, _ctx: &mut Context<Self>) {
+        self.ship = true;
+    }
+}
+
+impl Handler<Stop> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Context<Self>) {
+        actix::ActorContext::stop(ctx);
+    }
 }
 
 impl Handler<Append> for WalWriter {
@@ -323,12 +434,13 @@ impl Handler<IoDone> for WalWriter {
             return self.fail(reason, work);
         }
         match work {
-            Some(InIo::Batch { last, waiters }) => {
+            Some(InIo::Batch { last, waiters, records }) => {
                 self.stats.batches += 1;
                 self.stats.durable = last;
                 for (lsn, notify) in waiters {
                     notify.send(Durable { lsn, result: Ok(()) });
                 }
+                self.ship_records(records);
                 self.maybe_request_snapshot();
             }
             Some(InIo::Rotate) => {
@@ -444,7 +556,7 @@ mod tests {
         let path = temp_dir("group");
         let dir = Arc::new(DataDir::open(&path).unwrap());
         let recovered = recover(&dir).unwrap();
-        let config = WalConfig { sync: true, snapshot_after_bytes: u64::MAX };
+        let config = WalConfig { sync: true, snapshot_after_bytes: u64::MAX, ship: false };
         let wal = WalWriter::start(dir.clone(), &recovered, config).unwrap();
         let waits: Vec<_> = (1..=500).map(|i| wal.send(AppendDurable(write(i)))).collect();
         let mut lsns = Vec::new();

@@ -62,6 +62,9 @@ impl MasterLink {
             let mut failures = Vec::new();
             for addr in &config.servers {
                 match dial(addr, role.clone(), config.dial_timeout).await {
+                    Ok(dialed) if dialed.welcome.epoch < info.epoch => {
+                        failures.push(format!("{addr}: deposed (epoch {} < {})", dialed.welcome.epoch, info.epoch))
+                    }
                     Ok(dialed) if dialed.welcome.role == ServerRole::Master => return Ok(dialed),
                     Ok(dialed) => failures.push(format!("{addr}: {:?}", dialed.welcome.role)),
                     Err(DialError::Refused(WireError::NotMaster { .. })) => {

@@ -10,10 +10,21 @@ use actix::prelude::{Actor, Addr, Supervisor};
 pub use link::{MasterLink, SlaveConfig};
 pub use store::Store;
 
-/// Starts a slave's actors on the current actix system.
-pub fn start_slave(config: SlaveConfig) -> (Addr<Store>, Addr<MasterLink>) {
-    let store = Store::new().start();
+/// Starts a slave's actors on the current actix system. The accepted epoch is kept in
+/// `data_dir/epoch` when a data directory is given.
+pub fn start_slave(
+    config: SlaveConfig,
+    data_dir: Option<&std::path::Path>,
+) -> std::io::Result<(Addr<Store>, Addr<MasterLink>)> {
+    let epoch_file = match data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Some(dir.join("epoch"))
+        }
+        None => None,
+    };
+    let store = Store::open(epoch_file)?.start();
     let link_store = store.clone();
     let link = Supervisor::start(move |_| MasterLink::new(config, link_store));
-    (store, link)
+    Ok((store, link))
 }

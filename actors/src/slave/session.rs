@@ -81,8 +81,8 @@ impl StreamHandler<Result<FromServer, NetError>> for SlaveSession {
                 ctx.stop();
             }
             Ok(FromServer::Welcome(_)) => self.close_with(WireError::protocol("a second Welcome"), ctx),
-            Ok(FromServer::Response { .. }) => {
-                self.close_with(WireError::protocol("a client response on a slave connection"), ctx)
+            Ok(FromServer::Response { .. } | FromServer::Ship(_)) => {
+                self.close_with(WireError::protocol("a client or standby frame on a slave connection"), ctx)
             }
             Err(err) => match err.to_wire() {
                 Some(wire) => self.close_with(wire, ctx),

@@ -8,8 +8,12 @@
 //! that is what keeps a deposed master from completing reads or writes.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use actix::prelude::{Actor, Context, Handler, Message, MessageResult, Recipient};
+use actix::prelude::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient, WrapFuture,
+};
 
 use net::{Entry, Epoch, Key, RequestId, SlaveOp, SlaveReply, Value, Version, WireError};
 
@@ -55,14 +59,52 @@ impl StoreMap {
     }
 }
 
+/// Bytes of entries in one inventory page (at least one entry per page).
+const INVENTORY_PAGE_BYTES: usize = 256 * 1024;
+
 pub struct Store {
     map: StoreMap,
     epoch: Epoch,
+    /// Where the accepted epoch is recorded; `None` keeps it in memory only.
+    epoch_file: Option<PathBuf>,
+    /// The copy an inventory is being paged from.
+    inventory: Option<Vec<(Key, Entry)>>,
 }
 
 impl Store {
+    /// A store in memory; the accepted epoch is kept in `epoch_file` if given, read from it now.
+    pub fn open(epoch_file: Option<PathBuf>) -> std::io::Result<Self> {
+        let epoch = match &epoch_file {
+            Some(path) => read_epoch(path)?,
+            None => Epoch(0),
+        };
+        Ok(Store { map: StoreMap::default(), epoch, epoch_file, inventory: None })
+    }
+
     pub fn new() -> Self {
-        Store { map: StoreMap::default(), epoch: Epoch(0) }
+        Store { map: StoreMap::default(), epoch: Epoch(0), epoch_file: None, inventory: None }
+    }
+
+    fn inventory_page(&mut self, cursor: u64) -> Result<SlaveReply, WireError> {
+        if cursor == 0 {
+            self.inventory = Some(self.map.entries.iter().map(|(k, e)| (k.clone(), e.clone())).collect());
+        }
+        let Some(all) = &self.inventory else {
+            return Err(WireError::bad_request("no inventory in progress; start again from cursor 0"));
+        };
+        let start = cursor as usize;
+        let (mut end, mut bytes) = (start, 0);
+        while end < all.len() && (end == start || bytes < INVENTORY_PAGE_BYTES) {
+            let (key, entry) = &all[end];
+            bytes += key.as_bytes().len() + entry.value.as_ref().map_or(0, |v| v.as_bytes().len()) + 32;
+            end += 1;
+        }
+        let entries = all.get(start..end).map(<[_]>::to_vec).unwrap_or_default();
+        let next = (end < all.len()).then_some(end as u64);
+        if next.is_none() {
+            self.inventory = None;
+        }
+        Ok(SlaveReply::Inventory { entries, next })
     }
 
     fn apply(&mut self, epoch: Epoch, op: SlaveOp) -> Result<SlaveReply, WireError> {
@@ -84,8 +126,35 @@ impl Store {
                 Ok(SlaveReply::Written { current: self.map.write(key, version, value) })
             }
             SlaveOp::Ping => Ok(SlaveReply::Pong { keys: self.map.len() as u64 }),
+            SlaveOp::Inventory { cursor } => self.inventory_page(cursor),
         }
     }
+}
+
+/// Reads the recorded epoch; a missing file is epoch 0.
+fn read_epoch(path: &Path) -> std::io::Result<Epoch> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Epoch)
+            .map_err(|e| std::io::Error::other(format!("{}: not an epoch: {e}", path.display()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Epoch(0)),
+        Err(err) => Err(err),
+    }
+}
+
+/// Records `epoch` durably: a temporary file, fsync, rename, fsync of the directory.
+fn write_epoch(path: &Path, epoch: Epoch) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(format!("{}\n", epoch.0).as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl Default for Store {
@@ -131,9 +200,26 @@ pub struct Describe;
 impl Handler<Apply> for Store {
     type Result = ();
 
-    fn handle(&mut self, msg: Apply, _ctx: &mut Context<Self>) {
-        let result = self.apply(msg.epoch, msg.op);
-        msg.reply_to.do_send(Applied { id: msg.id, result });
+    fn handle(&mut self, msg: Apply, ctx: &mut Context<Self>) {
+        let Some(path) = self.epoch_file.clone().filter(|_| msg.epoch > self.epoch) else {
+            let result = self.apply(msg.epoch, msg.op);
+            return msg.reply_to.do_send(Applied { id: msg.id, result });
+        };
+        // A newer epoch is recorded before it is acted on (and before any other message), so a
+        // slave that restarts still refuses the masters it had fenced.
+        let epoch = msg.epoch;
+        let record = actix_rt::task::spawn_blocking(move || write_epoch(&path, epoch));
+        ctx.wait(record.into_actor(self).map(move |written, act, _| {
+            let result = match written {
+                Ok(Ok(())) => act.apply(msg.epoch, msg.op),
+                Ok(Err(err)) => {
+                    tracing::error!(%err, "cannot record the new epoch");
+                    Err(WireError::internal(format!("cannot record epoch {epoch}: {err}")))
+                }
+                Err(err) => Err(WireError::internal(format!("cannot record epoch {epoch}: {err}"))),
+            };
+            msg.reply_to.do_send(Applied { id: msg.id, result });
+        }));
     }
 }
 
@@ -187,6 +273,41 @@ mod tests {
         let write = SlaveOp::Write { key: key("k"), version: Version::new(1, 1), value: val("x") };
         assert_eq!(store.apply(Epoch(1), write.clone()).unwrap_err(), err);
         assert!(store.apply(Epoch(2), write).is_ok(), "copied versions keep their older epoch");
+    }
+
+    #[test]
+    fn the_epoch_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("kv-epoch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("epoch");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(Store::open(Some(path.clone())).unwrap().epoch, Epoch(0));
+        write_epoch(&path, Epoch(7)).unwrap();
+        assert_eq!(Store::open(Some(path)).unwrap().epoch, Epoch(7));
+    }
+
+    #[test]
+    fn an_inventory_pages_through_every_entry() {
+        let mut store = Store::new();
+        let big = Value::new(vec![b'x'; 100 * 1024]).unwrap();
+        for i in 0..10 {
+            store.map.write(key(&format!("k{i}")), Version::new(1, i), Some(big.clone()));
+        }
+        let (mut seen, mut cursor, mut pages) = (0, 0, 0);
+        loop {
+            let Ok(SlaveReply::Inventory { entries, next }) = store.apply(Epoch(1), SlaveOp::Inventory { cursor })
+            else {
+                panic!()
+            };
+            seen += entries.len();
+            pages += 1;
+            match next {
+                Some(n) => cursor = n,
+                None => break,
+            }
+        }
+        assert_eq!(seen, 10);
+        assert!(pages > 1, "pages are bounded in size");
     }
 
     #[test]

@@ -155,6 +155,7 @@ async fn serve(stream: tokio::net::TcpStream, behaviour: Behaviour, store: Store
                 node: NodeId("fake".into()),
                 role: ServerRole::Master,
                 epoch: Epoch(1),
+                last_lsn: net::Lsn(0),
             }),
             ToServer::Request { id, op } => {
                 seq += 1;
@@ -180,6 +181,8 @@ async fn answer(behaviour: &Behaviour, store: &Store, op: ClientOp, seq: u64) ->
             keys: 0,
             under_replicated: 0,
             slaves: Vec::new(),
+            last_lsn: net::Lsn(0),
+            standby: None,
         })),
         (Behaviour::Delay(delay), op) => {
             tokio::time::sleep(*delay).await;

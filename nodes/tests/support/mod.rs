@@ -20,7 +20,7 @@ pub const NOWHERE: &str = "127.0.0.1:1";
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Fast failure detection for tests.
-pub const MASTER_FLAGS: &[&str] = &["--heartbeat-ms", "100", "--slave-timeout-ms", "800"];
+pub const MASTER_FLAGS: &[&str] = &["--heartbeat-ms", "100", "--slave-timeout-ms", "800", "--backup", "off"];
 pub const SLAVE_FLAGS: &[&str] = &["--master-timeout-ms", "800"];
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
@@ -48,7 +48,7 @@ impl Proc {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut child = Command::new(NODES)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -125,13 +125,26 @@ impl Drop for Proc {
     }
 }
 
-/// A master and its slaves.
+/// A master (with or without a backup) and its slaves.
 pub struct Cluster {
     pub dir: PathBuf,
     pub addr: String,
     pub master: Proc,
     pub slaves: BTreeMap<String, Proc>,
     master_args: Vec<String>,
+    /// The backup's address and process, when the cluster has one.
+    pub backup_addr: Option<String>,
+    pub backup: Option<Proc>,
+}
+
+/// Flags for master-capable nodes in clusters with a backup: fast failure detection.
+pub const PAIR_FLAGS: &[&str] =
+    &["--heartbeat-ms", "100", "--slave-timeout-ms", "800", "--failover-after-ms", "800", "--peer-wait-ms", "500"];
+
+/// A free loopback port (bound and released: good enough for tests).
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
 }
 
 impl Cluster {
@@ -145,6 +158,8 @@ impl Cluster {
             master,
             slaves: BTreeMap::new(),
             master_args: master_args.iter().map(|a| a.to_string()).collect(),
+            backup_addr: None,
+            backup: None,
         };
         let names: Vec<String> = (1..=slaves).map(|i| format!("slave-{i}")).collect();
         for name in &names {
@@ -152,6 +167,49 @@ impl Cluster {
         }
         cluster.wait_for_slaves(&names.iter().map(String::as_str).collect::<Vec<_>>());
         cluster
+    }
+
+    /// A master and a backup on fixed free ports, and `slaves` slaves following both.
+    pub fn start_pair(name: &str, slaves: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_pair_linked(name, slaves, extra, |addr| addr.to_string())
+    }
+
+    /// As `start_pair`, but each of the two nodes reaches the other at `link(address)` (a proxy).
+    pub fn start_pair_linked(name: &str, slaves: usize, extra: &[&str], link: impl Fn(&str) -> String) -> Cluster {
+        let dir = test_dir(name);
+        let (master_addr, backup_addr) = (free_addr(), free_addr());
+        let master = Cluster::spawn_pair_node(&dir, "master", &master_addr, &link(&backup_addr), extra);
+        let backup = Cluster::spawn_pair_node(&dir, "backup", &backup_addr, &link(&master_addr), extra);
+        let mut cluster = Cluster {
+            dir,
+            addr: master_addr,
+            master,
+            slaves: BTreeMap::new(),
+            master_args: extra.iter().map(|a| a.to_string()).collect(),
+            backup_addr: Some(backup_addr),
+            backup: Some(backup),
+        };
+        let names: Vec<String> = (1..=slaves).map(|i| format!("slave-{i}")).collect();
+        for name in &names {
+            cluster.start_slave(name);
+        }
+        cluster.wait_for_slaves(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        cluster.wait_status("the standby following", |s| !s["standby"].is_null());
+        cluster
+    }
+
+    /// Starts `role` (master or backup) on `listen` with `peer` as the other node; its data is
+    /// in `dir/<role>-data`.
+    pub fn spawn_pair_node(dir: &std::path::Path, role: &str, listen: &str, peer: &str, extra: &[&str]) -> Proc {
+        let data = dir.join(format!("{role}-data"));
+        let data = data.to_str().expect("utf-8 path").to_string();
+        let peer_flag = if role == "master" { "--backup" } else { "--master" };
+        let mut args = vec![role, "--listen", listen, peer_flag, peer, "--data-dir", &data, "--id", role];
+        args.extend_from_slice(PAIR_FLAGS);
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn(dir, role, &args);
+        assert_eq!(proc.listening_addr(), listen);
+        proc
     }
 
     /// Starts a master on `listen` with its data in `dir/master-data`.
@@ -176,7 +234,10 @@ impl Cluster {
     }
 
     pub fn start_slave(&mut self, name: &str) {
-        let mut args = vec!["slave", "--master", &self.addr, "--backup", NOWHERE, "--id", name];
+        let data = self.dir.join(name);
+        let data = data.to_str().expect("utf-8 path").to_string();
+        let backup = self.backup_addr.clone().unwrap_or_else(|| NOWHERE.to_string());
+        let mut args = vec!["slave", "--master", &self.addr, "--backup", &backup, "--id", name, "--data-dir", &data];
         args.extend_from_slice(SLAVE_FLAGS);
         let proc = Proc::spawn(&self.dir, name, &args);
         self.slaves.insert(name.to_string(), proc);
@@ -193,9 +254,10 @@ impl Cluster {
         }
     }
 
-    /// Runs `nodes client --master ADDR --backup NOWHERE ARGS...`.
+    /// Runs `nodes client --master ADDR --backup BACKUP ARGS...`.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let mut all = vec!["client", "--master", &self.addr, "--backup", NOWHERE];
+        let backup = self.backup_addr.clone().unwrap_or_else(|| NOWHERE.to_string());
+        let mut all = vec!["client", "--master", &self.addr, "--backup", &backup];
         all.extend_from_slice(args);
         Command::new(NODES).args(&all).output().expect("run client")
     }
@@ -206,15 +268,24 @@ impl Cluster {
         serde_json::from_slice(&out.stdout).expect("status is JSON")
     }
 
+    /// `status --json`, or `None` while no master answers.
+    pub fn try_status(&self) -> Option<Json> {
+        let out = self.cli(&["status", "--json"]);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
     /// Polls `status --json` until `done` holds.
     pub fn wait_status(&self, what: &str, done: impl Fn(&Json) -> bool) -> Json {
         let start = Instant::now();
+        let mut last = None;
         loop {
-            let status = self.status();
-            if done(&status) {
-                return status;
+            if let Some(status) = self.try_status() {
+                if done(&status) {
+                    return status;
+                }
+                last = Some(status);
             }
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last status: {status}");
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last status: {last:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -228,7 +299,7 @@ impl Cluster {
 
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig {
-            servers: vec![self.addr.clone(), NOWHERE.to_string()],
+            servers: vec![self.addr.clone(), self.backup_addr.clone().unwrap_or_else(|| NOWHERE.to_string())],
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
         }
@@ -280,4 +351,55 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim_end().to_string()
+}
+
+/// A TCP forwarder between two nodes whose link a test can cut and heal.
+pub struct Proxy {
+    pub addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    /// Forwards connections made to `addr` (a free port) to `target`.
+    pub fn start(target: &str) -> Proxy {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (target, flag, list) = (target.to_string(), cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                if flag.load(SeqCst) {
+                    continue;
+                }
+                let Ok(outbound) = std::net::TcpStream::connect(&target) else { continue };
+                let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                let mut guard = list.lock().expect("lock");
+                for pair in [(&inbound, &outbound), (&outbound, &inbound)] {
+                    let (Ok(mut from), Ok(mut to)) = (pair.0.try_clone(), pair.1.try_clone()) else { continue };
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                guard.extend([inbound, outbound]);
+            }
+        });
+        Proxy { addr, cut, conns }
+    }
+
+    /// Breaks every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().expect("lock").drain(..) {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
