@@ -76,7 +76,13 @@ fn print_value(value: &Bytes) {
 pub fn render_status(report: &StatusReport) -> String {
     let mut out = format!(
         "node {} ({:?}), epoch {}, last LSN {}, replicas {}\nkeys {}, under-replicated {}\n",
-        report.node, report.role, report.epoch, report.last_lsn.0, report.replicas, report.keys, report.under_replicated
+        report.node,
+        report.role,
+        report.epoch,
+        report.last_lsn.0,
+        report.replicas,
+        report.keys,
+        report.under_replicated
     );
     match &report.standby {
         Some(standby) => out.push_str(&format!(

@@ -1,6 +1,7 @@
-//! `nodes cluster`: a master and N slaves on this machine, as child processes of this one.
-//! Their logs go to files in the cluster's folder; the addresses go to stdout. Ctrl-C or
-//! SIGTERM stops them all (SIGTERM, then SIGKILL for any that lingers).
+//! `nodes cluster`: a master, a backup and N slaves on this machine, as child processes of this
+//! one. Their logs go to files in the cluster's folder; the addresses go to stdout. A node that
+//! dies is reported and the others go on (so a failover can be tried by killing the master).
+//! Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL for any that lingers).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,6 +17,7 @@ use crate::serve::{announce, shutdown_signal};
 struct Node {
     name: String,
     child: Child,
+    exited: bool,
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
@@ -30,9 +32,15 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         let result = start_all(&exe, &dir, &args, &mut nodes).await;
         if result.is_ok() {
             announce(&format!("cluster running; logs in {}; Ctrl-C stops it", dir.display()));
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                name = first_exit(&mut nodes) => tracing::error!(node = %name, "a node exited; stopping the cluster"),
+            // A node that dies (or is killed to try a failover) is reported; the rest go on.
+            let mut watch = tokio::time::interval(Duration::from_millis(500));
+            let shutdown = shutdown_signal();
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = watch.tick() => report_exits(&mut nodes),
+                }
             }
         }
         stop_all(&mut nodes).await;
@@ -111,7 +119,7 @@ fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<No
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {name}"))?;
-    Ok(Node { name: name.to_string(), child })
+    Ok(Node { name: name.to_string(), child, exited: false })
 }
 
 /// Reads the node's `listening on ADDR` line, then keeps draining its stdout.
@@ -130,15 +138,15 @@ async fn listening_addr(node: &mut Node) -> anyhow::Result<String> {
     Ok(addr)
 }
 
-async fn first_exit(nodes: &mut [Node]) -> String {
-    let waits = nodes.iter_mut().map(|n| {
-        Box::pin(async move {
-            let status = n.child.wait().await;
-            tracing::error!(node = %n.name, ?status, "node exited");
-            n.name.clone()
-        })
-    });
-    futures_util::future::select_all(waits).await.0
+/// Logs nodes that exited since the last look.
+fn report_exits(nodes: &mut [Node]) {
+    for node in nodes.iter_mut().filter(|n| !n.exited) {
+        if let Ok(Some(status)) = node.child.try_wait() {
+            node.exited = true;
+            tracing::warn!(node = %node.name, %status, "node exited; the others go on");
+            announce(&format!("{} exited ({status})", node.name));
+        }
+    }
 }
 
 async fn stop_all(nodes: &mut [Node]) {
