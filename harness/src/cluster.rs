@@ -1,14 +1,13 @@
-//! The cluster under load: one the harness starts from the `nodes` binary (a master on a free
-//! loopback port, then `--slaves N` slaves, ready once the master reports them all), or an
-//! existing one given by address.
+//! The cluster under load: one the harness starts from the `nodes` binary (a master and a backup
+//! on free loopback ports, then `--slaves N` slaves, ready once the master reports them all and
+//! its standby), or an existing one given by address.
 //!
 //! A started cluster keeps its data in `<run folder>/data`, emptied before it starts (a run
 //! measures a fresh cluster, not one recovering an earlier run's log) and removed after its
 //! nodes stop; their logs stay in `<run folder>/logs`.
 //!
-//! Each role has its own start function (`start_master`, `start_slave`); a backup, once the
-//! `nodes` binary has one, gets its own beside them and its address goes into `servers`
-//! after the master's, where clients and slaves already look for it.
+//! Each role has its own start function (`start_master`, `start_backup`, `start_slave`); the
+//! backup's address goes into `servers` after the master's, where clients and slaves look for it.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -79,8 +78,12 @@ impl Cluster {
             return Ok(());
         };
         remove_dir(data)?;
-        let master = start_master(launcher, &data.join("master"), *replicas).await?;
+        let (master_addr, backup_addr) = (free_port()?, free_port()?);
+        let master =
+            start_node(launcher, "master", &master_addr, &backup_addr, &data.join("master"), *replicas).await?;
+        let backup = start_node(launcher, "backup", &backup_addr, &master, &data.join("backup"), *replicas).await?;
         self.servers.push(master);
+        self.servers.push(backup);
         for i in 1..=*slaves {
             let name = format!("slave-{i}");
             start_slave(launcher, &name, &data.join(&name), &self.servers)?;
@@ -123,19 +126,38 @@ impl Cluster {
     }
 }
 
-/// Starts the master on a free port with its data in `data`, and returns its address.
-async fn start_master(launcher: &mut Launcher, data: &Path, replicas: u32) -> Result<String, HarnessError> {
+/// A free loopback port (bound, then released for the node to take).
+fn free_port() -> Result<String, HarnessError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(HarnessError::io("127.0.0.1:0"))?;
+    Ok(listener.local_addr().map_err(HarnessError::io("127.0.0.1:0"))?.to_string())
+}
+
+/// Starts `role` (`master` or `backup`) on `listen`, with `peer` as the other master-capable
+/// node and its data in `data`; returns the address it listens on.
+async fn start_node(
+    launcher: &mut Launcher,
+    role: &str,
+    listen: &str,
+    peer: &str,
+    data: &Path,
+    replicas: u32,
+) -> Result<String, HarnessError> {
     let replicas = replicas.to_string();
-    let args: [&OsStr; 7] = [
-        "master".as_ref(),
+    let peer_flag = if role == "master" { "--backup" } else { "--master" };
+    let args: [&OsStr; 11] = [
+        role.as_ref(),
         "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
+        listen.as_ref(),
+        peer_flag.as_ref(),
+        peer.as_ref(),
         "--data-dir".as_ref(),
         data.as_os_str(),
         "--replicas".as_ref(),
         replicas.as_ref(),
+        "--id".as_ref(),
+        role.as_ref(),
     ];
-    launcher.spawn("master", &args, true)?.listening_addr().await
+    launcher.spawn(role, &args, true)?.listening_addr().await
 }
 
 /// Starts slave `name` with its data in `data`, following `servers` (master, then backup).
