@@ -4,10 +4,17 @@
 //! - `master/`: the master's actors. `listener.rs` accepts connections and checks the
 //!   handshake; `client_session.rs` is the connection actor for a client; `slave_proxy.rs`
 //!   speaks for one connected slave (request ids, in-flight table, heartbeats);
-//!   `coordinator.rs` is the quorum coordinator actor around the pure state machine in
-//!   `core.rs` (versions, key map, placement, which replicas count); `write_aggregator.rs`
-//!   and `read_aggregator.rs` are the short-lived actors that run one quorum write or read
-//!   (with read repair); `quorum.rs` and `placement.rs` hold the plain arithmetic.
+//!   `backup_session.rs` ships the log to the standby; `coordinator.rs` is the quorum
+//!   coordinator actor around the pure state machine in `core.rs` (versions, key map,
+//!   placement, which replicas count, background repair); `write_aggregator.rs` and
+//!   `read_aggregator.rs` are the short-lived actors that run one quorum write or read (with
+//!   read repair); `inventory.rs` reads a slave's whole inventory for a takeover;
+//!   `wal_writer.rs` appends to the write-ahead log with group commit; `quorum.rs` and
+//!   `placement.rs` hold the plain arithmetic.
+//! - `node/`: a master-capable process. `mod.rs` decides at start whether to serve or follow;
+//!   `role.rs` is the node actor that supervises the role (and starts the coordinator on
+//!   promotion); `standby.rs` follows the master's log and takes over when it falls silent.
+//! - `wal/`: the log on disk: the locked data directory, record framing, snapshots, recovery.
 //! - `slave/`: the slave's actors. `store.rs` holds the versioned data and the accepted
 //!   epoch; `link.rs` finds a master and reconnects with backoff; `session.rs` is the
 //!   connection actor for one master connection.
@@ -16,8 +23,9 @@
 //!   handshake under a deadline. `backoff.rs`: exponential backoff with jitter.
 //! - `error.rs`: the crate's error enum.
 //!
-//! Caveats: everything runs on one actix system thread per process; slaves keep their data in
-//! memory only, which the master accounts for (see `master/core.rs` on amnesia).
+//! Caveats: everything runs on one actix system thread per process (the log's file work has a
+//! thread of its own); slaves keep their data in memory only, which the master accounts for
+//! (see `master/core.rs` on amnesia).
 
 pub mod backoff;
 pub mod client;

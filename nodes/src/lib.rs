@@ -1,10 +1,11 @@
 //! `nodes`: the binary that runs every role of the store.
 //!
 //! Map of the crate:
-//! - `args.rs`: the command line (clap): `master`, `slave`, `client`, `cluster`.
-//! - `serve.rs`: running the master and the slave: logging, the actix system, SIGTERM.
+//! - `args.rs`: the command line (clap): `master`, `backup`, `slave`, `client`, `cluster`.
+//! - `serve.rs`: running the master-capable nodes and the slave: logging, the actix system,
+//!   SIGTERM, and restarting a master that was deposed.
 //! - `client_cli.rs`: `nodes client`, one-shot commands and the interactive prompt.
-//! - `cluster.rs`: `nodes cluster`, a local cluster of child processes.
+//! - `cluster.rs`: `nodes cluster`, a local cluster (master, backup, slaves) of child processes.
 //! - `main.rs`: parses the command line and dispatches.
 
 pub mod args;
