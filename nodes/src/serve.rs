@@ -112,7 +112,7 @@ pub fn run_slave(args: SlaveArgs) -> anyhow::Result<()> {
         master_timeout: Duration::from_millis(args.master_timeout_ms),
         dial_timeout: Duration::from_secs(1),
         backoff_base: Duration::from_millis(50),
-        backoff_cap: Duration::from_secs(2),
+        backoff_cap: Duration::from_millis(500),
     };
     let data_dir = args.data_dir.unwrap_or_else(|| format!("slave-data-{id}").into());
     actix_rt::System::new().block_on(async move {

@@ -7,7 +7,9 @@
 //! back over it. Requests carrying an older epoch than the store has accepted are refused:
 //! that is what keeps a deposed master from completing reads or writes.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,34 +17,102 @@ use actix::prelude::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient, WrapFuture,
 };
 
+use bytes::Bytes;
 use net::{Entry, Epoch, Key, RequestId, SlaveOp, SlaveReply, Value, Version, WireError};
 
 /// The data, without the actor: plain methods, tested directly.
+///
+/// Each entry is one allocation holding the key and the value together, next to its version,
+/// so a table slot is 32 bytes: a slave holding a million 100-byte values stays small.
 #[derive(Default)]
 pub struct StoreMap {
-    entries: HashMap<Key, Entry>,
+    entries: HashSet<Stored>,
     max_version: Version,
+}
+
+/// A stored entry: `[key length: u16][tombstone: u8][key][value]`, and its version.
+struct Stored {
+    version: Version,
+    data: Box<[u8]>,
+}
+
+const STORED_HEADER: usize = 3;
+
+impl Stored {
+    fn new(key: &Key, version: Version, value: Option<&Value>) -> Stored {
+        let key = key.as_bytes();
+        let value = value.map(Value::as_bytes);
+        let mut data = Vec::with_capacity(STORED_HEADER + key.len() + value.map_or(0, <[u8]>::len));
+        // Keys are at most MAX_KEY_LEN (1024) bytes, which fits in a u16.
+        data.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        data.push(u8::from(value.is_none()));
+        data.extend_from_slice(key);
+        data.extend_from_slice(value.unwrap_or_default());
+        Stored { version, data: data.into_boxed_slice() }
+    }
+
+    fn key_len(&self) -> usize {
+        usize::from(u16::from_le_bytes([self.data[0], self.data[1]]))
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.data[STORED_HEADER..STORED_HEADER + self.key_len()]
+    }
+
+    fn entry(&self) -> Entry {
+        let value = (self.data[2] == 0).then(|| {
+            let bytes = Bytes::copy_from_slice(&self.data[STORED_HEADER + self.key_len()..]);
+            Value::new(bytes).expect("a stored value was checked when it arrived")
+        });
+        Entry { version: self.version, value }
+    }
+
+    fn key_value(&self) -> (Key, Entry) {
+        let key = Key::new(Bytes::copy_from_slice(self.key())).expect("a stored key was checked when it arrived");
+        (key, self.entry())
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Stored {}
+
+impl Hash for Stored {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Stored {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
 }
 
 impl StoreMap {
     pub fn read(&self, key: &Key) -> Option<Entry> {
-        self.entries.get(key).cloned()
+        self.entries.get(key.as_bytes()).map(Stored::entry)
     }
 
     /// Applies the write if `version` is newer than the key's; returns the version now held.
     pub fn write(&mut self, key: Key, version: Version, value: Option<Value>) -> Version {
         self.max_version = self.max_version.max(version);
-        match self.entries.get_mut(&key) {
-            Some(entry) if entry.version >= version => entry.version,
-            Some(entry) => {
-                *entry = Entry { version, value };
-                version
-            }
-            None => {
-                self.entries.insert(key, Entry { version, value });
+        match self.entries.get(key.as_bytes()) {
+            Some(stored) if stored.version >= version => stored.version,
+            Some(_) | None => {
+                self.entries.replace(Stored::new(&key, version, value.as_ref()));
                 version
             }
         }
+    }
+
+    /// Every entry, copied out (for an inventory).
+    pub fn all(&self) -> Vec<(Key, Entry)> {
+        self.entries.iter().map(Stored::key_value).collect()
     }
 
     /// Keys held, tombstones included.
@@ -87,7 +157,7 @@ impl Store {
 
     fn inventory_page(&mut self, cursor: u64) -> Result<SlaveReply, WireError> {
         if cursor == 0 {
-            self.inventory = Some(self.map.entries.iter().map(|(k, e)| (k.clone(), e.clone())).collect());
+            self.inventory = Some(self.map.all());
         }
         let Some(all) = &self.inventory else {
             return Err(WireError::bad_request("no inventory in progress; start again from cursor 0"));
@@ -251,6 +321,17 @@ mod tests {
         assert_eq!(map.read(&key("k")).unwrap().value, val("five"));
         assert_eq!(map.write(key("k"), Version::new(2, 1), val("new")), Version::new(2, 1));
         assert_eq!(map.read(&key("k")).unwrap().value, val("new"));
+    }
+
+    #[test]
+    fn an_empty_value_is_not_a_tombstone_and_long_keys_fit() {
+        let mut map = StoreMap::default();
+        map.write(key("k"), Version::new(1, 1), Some(Value::new(Bytes::new()).unwrap()));
+        assert_eq!(map.read(&key("k")).unwrap().value, Some(Value::new(Bytes::new()).unwrap()));
+        let long = Key::new(vec![b'x'; net::limits::MAX_KEY_LEN]).unwrap();
+        map.write(long.clone(), Version::new(1, 2), val("v"));
+        assert_eq!(map.read(&long).unwrap().value, val("v"));
+        assert_eq!(map.all().len(), 2);
     }
 
     #[test]

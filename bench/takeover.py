@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Measures how long writes are refused after the master is killed with SIGKILL.
+
+Starts `nodes cluster --slaves 3` (default failure detection: --failover-after-ms 1500),
+writes a key in a loop with the CLI, kills the master, and prints the time until a write is
+accepted again. Usage: python3 bench/takeover.py [runs] (build with cargo build --release first).
+"""
+import os, re, signal, subprocess, sys, tempfile, time
+
+NODES = os.path.join(os.path.dirname(__file__), "..", "target", "release", "nodes")
+MASTER, BACKUP = "127.0.0.1:22345", "127.0.0.1:22346"
+
+
+def put(i):
+    args = [NODES, "client", "--master", MASTER, "--backup", BACKUP, "--timeout-ms", "3000", "put", "k", str(i)]
+    return subprocess.run(args, capture_output=True).returncode == 0
+
+
+def one_run():
+    folder = tempfile.mkdtemp(prefix="kv-takeover-")
+    out = open(os.path.join(folder, "cluster.out"), "w+")
+    cluster = subprocess.Popen(
+        [NODES, "cluster", "--slaves", "3", "--dir", folder, "--listen", MASTER, "--backup-listen", BACKUP],
+        stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        while not put(0):
+            if time.time() > deadline:
+                raise SystemExit("the cluster did not start")
+            time.sleep(0.1)
+        out.seek(0)
+        master_pid = int(re.search(r"master\s+\S+\s+pid (\d+)", out.read()).group(1))
+        start = time.time()
+        os.kill(master_pid, signal.SIGKILL)
+        i = 1
+        while not put(i):
+            i += 1
+            if time.time() - start > 30:
+                raise SystemExit("no write accepted within 30 s")
+        return time.time() - start
+    finally:
+        cluster.send_signal(signal.SIGTERM)
+        cluster.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    times = [one_run() for _ in range(runs)]
+    print("writes accepted again after SIGKILL of the master: " + ", ".join(f"{t:.2f} s" for t in times))
