@@ -4,6 +4,8 @@ use nodes::args::{Cli, Command};
 use nodes::{client_cli, cluster, serve};
 
 fn main() {
+    // Reads FAILPOINTS when built with the `failpoints` feature; does nothing otherwise.
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Client(_));
     serve::init_logging(if quiet { "warn" } else { "info" });

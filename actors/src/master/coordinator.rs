@@ -17,7 +17,7 @@ use net::{
     StandbyStatus, StatusReport, Version, WireError,
 };
 
-use super::core::{Coordinator, Effect, Found, Op, Target};
+use super::core::{Coordinator, Effect, Found, Op, Target, WritePlan};
 use super::inventory::InventoryReader;
 use super::read_aggregator::{Purpose, ReadAggregator};
 use super::slave_proxy::{Retire, SlaveProxy};
@@ -108,6 +108,16 @@ pub struct Discovered {
 pub struct Seeded {
     pub key: Key,
     pub ok: bool,
+}
+
+/// A write aggregator crashed: start its write again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RestartWrite {
+    pub plan: WritePlan,
+    pub completion: Completion,
+    /// Its record was already reported durable.
+    pub durable: bool,
 }
 
 /// A background refill finished.
@@ -211,6 +221,7 @@ pub struct CoordinatorActor {
     standby: Option<(NodeId, Lsn)>,
     deposed: bool,
     watchers: Vec<Recipient<SlaveList>>,
+    aggregator_restarts: u64,
 }
 
 impl CoordinatorActor {
@@ -242,6 +253,7 @@ impl CoordinatorActor {
             standby: None,
             deposed: false,
             watchers: Vec::new(),
+            aggregator_restarts: 0,
         }
     }
 
@@ -429,12 +441,25 @@ impl Actor for CoordinatorActor {
     }
 }
 
-impl Supervised for CoordinatorActor {}
+impl Supervised for CoordinatorActor {
+    /// A stopped coordinator comes back with its state (actix keeps the actor's value): the key
+    /// map, versions and waiting commands survive, and its timers start again in `started`.
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!("the coordinator restarts");
+    }
+}
 
 impl Handler<Execute> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) {
+        if matches!(msg.op, ClientOp::Put { .. }) {
+            fail::fail_point!("coordinator-crash", |_| {
+                // The command is lost with the crash; its client sees a timeout (outcome unknown).
+                tracing::error!("injected coordinator crash");
+                actix::ActorContext::stop(ctx);
+            });
+        }
         if self.takeover.is_some() && !matches!(msg.op, ClientOp::Status) {
             self.held.push((std::time::Instant::now(), msg));
             return;
@@ -578,6 +603,27 @@ impl Handler<Seeded> for CoordinatorActor {
         let effects = self.core.seeded(msg.key, msg.ok);
         self.run(effects, ctx);
         self.maintain(ctx);
+    }
+}
+
+impl Handler<RestartWrite> for CoordinatorActor {
+    type Result = ();
+
+    /// The coordinator supervises its write aggregators: a crashed one is started again with
+    /// the same plan. The version is the same, so replicas that already hold it are unchanged;
+    /// a record not yet reported durable is appended again (recovery keeps the newest version).
+    fn handle(&mut self, msg: RestartWrite, ctx: &mut Context<Self>) {
+        self.aggregator_restarts += 1;
+        tracing::warn!(key = %msg.plan.key, restarts = self.aggregator_restarts, "restarting a write aggregator");
+        let RestartWrite { plan, completion, durable } = msg;
+        let targets = self.resolve(&plan.targets);
+        let entry = (plan.log && !durable).then(|| log_entry(&plan.key, &plan.entry));
+        let timeout = self.config.request_timeout;
+        let aggregator = WriteAggregator::new(plan, targets, completion, ctx.address(), timeout, self.core.epoch());
+        let aggregator = if durable { aggregator.already_durable() } else { aggregator }.start();
+        if let Some(entry) = entry {
+            self.wal.do_send(Append { entry, notify: Some(aggregator.recipient()) });
+        }
     }
 }
 

@@ -221,7 +221,29 @@ impl StreamHandler<Result<ToServer, NetError>> for SlaveProxy {
 impl Handler<Call> for SlaveProxy {
     type Result = ();
 
-    fn handle(&mut self, msg: Call, _ctx: &mut Context<Self>) {
+    #[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+    fn handle(&mut self, msg: Call, ctx: &mut Context<Self>) {
+        #[cfg(feature = "failpoints")]
+        {
+            if fail::eval("slave-proxy-drop", |_| ()).is_some() {
+                tracing::error!(slave = %self.node, "injected: dropping the slave's connection");
+                msg.reply_to.do_send(SlaveAnswer { tag: msg.tag, result: Err(CallError::Disconnected) });
+                self.outbox.close();
+                self.closing = true;
+                return ctx.stop();
+            }
+            let stall = |arg: Option<String>| arg.and_then(|ms| ms.parse().ok()).unwrap_or(500);
+            if let Some(ms) = fail::eval("slave-proxy-stall", stall) {
+                ctx.run_later(Duration::from_millis(ms), move |act, _| act.forward(msg));
+                return;
+            }
+        }
+        self.forward(msg);
+    }
+}
+
+impl SlaveProxy {
+    fn forward(&mut self, msg: Call) {
         let Call { epoch, op, reply_to, tag } = msg;
         if self.closing || !self.send(epoch, op, InFlight::Call { reply_to: reply_to.clone(), tag }) {
             reply_to.do_send(SlaveAnswer { tag, result: Err(CallError::Disconnected) });

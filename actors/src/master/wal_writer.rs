@@ -17,7 +17,10 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use actix::prelude::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient, ResponseFuture};
+use actix::prelude::{
+    Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient, ResponseFuture,
+    Supervised, Supervisor,
+};
 use tokio::sync::oneshot;
 
 use net::{Entry, Epoch, Key, LogRecord, Lsn, Value, Version};
@@ -162,8 +165,8 @@ enum Work {
 
 /// What the I/O thread is doing.
 enum InIo {
-    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord> },
-    Rotate,
+    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord>, len: u64 },
+    Rotate { path: PathBuf },
 }
 
 enum IoCommand {
@@ -201,6 +204,12 @@ pub struct WalWriter {
     stats: WalStats,
     /// Keep durable records for standbys (the master's log; not a standby's own).
     ship: bool,
+    /// The segment being appended to, and how many of its bytes are durable.
+    segment: PathBuf,
+    durable_len: u64,
+    restarts: u32,
+    /// Stopped on purpose (`Stop`): the supervisor may not bring it back to work.
+    closed: bool,
     /// The newest durable records, for a standby that resumes.
     recent: VecDeque<LogRecord>,
     subscribers: Vec<Recipient<Shipped>>,
@@ -223,13 +232,17 @@ impl WalWriter {
         let (tx, rx) = mpsc::channel();
         let next_lsn = recovered.next_lsn;
         let log_bytes = recovered.log_bytes;
-        let addr = WalWriter::create(move |ctx| {
+        let addr = Supervisor::start(move |ctx: &mut Context<WalWriter>| {
             let me = ctx.address();
             std::thread::Builder::new()
                 .name("wal-io".into())
                 .spawn(move || io_thread(file, config.sync, rx, me))
                 .expect("spawn the WAL I/O thread");
             WalWriter {
+                segment: path,
+                durable_len: len,
+                restarts: 0,
+                closed: false,
                 dir,
                 config,
                 io: tx,
@@ -298,9 +311,13 @@ impl WalWriter {
         let (command, doing) = match work {
             Work::Batch { bytes, last, waiters, records } => {
                 self.log_bytes += bytes.len() as u64;
-                (IoCommand::Write(bytes), InIo::Batch { last, waiters, records })
+                let len = bytes.len() as u64;
+                (IoCommand::Write(bytes), InIo::Batch { last, waiters, records, len })
             }
-            Work::Rotate { first } => (IoCommand::Rotate(self.dir.segment_path(first)), InIo::Rotate),
+            Work::Rotate { first } => {
+                let path = self.dir.segment_path(first);
+                (IoCommand::Rotate(path.clone()), InIo::Rotate { path })
+            }
         };
         if self.io.send(command).is_err() {
             self.fail("the log's I/O thread is gone".to_string(), Some(doing));
@@ -320,7 +337,7 @@ impl WalWriter {
         });
         let current = current.into_iter().filter_map(|doing| match doing {
             InIo::Batch { waiters, .. } => Some(waiters),
-            InIo::Rotate => None,
+            InIo::Rotate { .. } => None,
         });
         for (lsn, notify) in current.chain(queued).flatten() {
             notify.send(Durable { lsn, result: Err(reason.clone()) });
@@ -357,6 +374,43 @@ impl Actor for WalWriter {
     type Context = Context<Self>;
 }
 
+/// Restarts after which a failing log stays failed (refusing writes) instead of trying again.
+const MAX_RESTARTS: u32 = 5;
+
+impl Supervised for WalWriter {
+    /// After an I/O error: cut the segment back to its last durable byte (a failed batch may
+    /// have left part of itself), reopen it on a new I/O thread, and go on from the last durable
+    /// LSN. Every append of the failed batch was answered as failed.
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        self.restarts += 1;
+        tracing::warn!(restarts = self.restarts, file = %self.segment.display(), offset = self.durable_len, "the log writer restarts");
+        self.failed = None;
+        self.queue.clear();
+        self.in_io = None;
+        self.snapshot = SnapshotState::Idle;
+        self.next_lsn = Lsn(self.stats.durable.0 + 1);
+        let (tx, rx) = mpsc::channel();
+        self.io = tx;
+        let (path, len, sync, me) = (self.segment.clone(), self.durable_len, self.config.sync, ctx.address());
+        let reopen = move || -> std::io::Result<File> {
+            let file = OpenOptions::new().write(true).open(&path)?;
+            file.set_len(len)?;
+            file.sync_all()?;
+            OpenOptions::new().append(true).open(&path)
+        };
+        std::thread::Builder::new()
+            .name("wal-io".into())
+            .spawn(move || match reopen() {
+                Ok(file) => io_thread(file, sync, rx, me),
+                Err(err) => me.do_send(IoDone(Err(format!("cannot reopen the log: {err}")))),
+            })
+            .expect("spawn the WAL I/O thread");
+    }
+}
+
 impl Handler<Subscribe> for WalWriter {
     type Result = Subscribed;
 
@@ -389,7 +443,11 @@ impl Handler<Stop> for WalWriter {
     type Result = ();
 
     fn handle(&mut self, _msg: Stop, ctx: &mut Context<Self>) {
-        actix::ActorContext::stop(ctx);
+        self.closed = true;
+        self.failed = Some("the log writer was closed".to_string());
+        // Dropping the channel ends the I/O thread, which closes the file.
+        self.io = mpsc::channel().0;
+        ctx.stop();
     }
 }
 
@@ -431,10 +489,16 @@ impl Handler<IoDone> for WalWriter {
     fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
         let work = self.in_io.take();
         if let Err(reason) = msg.0 {
-            return self.fail(reason, work);
+            self.fail(reason, work);
+            // The supervisor restarts the writer, which reopens the log at its last durable byte.
+            if self.restarts < MAX_RESTARTS {
+                ctx.stop();
+            }
+            return;
         }
         match work {
-            Some(InIo::Batch { last, waiters, records }) => {
+            Some(InIo::Batch { last, waiters, records, len }) => {
+                self.durable_len += len;
                 self.stats.batches += 1;
                 self.stats.durable = last;
                 for (lsn, notify) in waiters {
@@ -443,7 +507,9 @@ impl Handler<IoDone> for WalWriter {
                 self.ship_records(records);
                 self.maybe_request_snapshot();
             }
-            Some(InIo::Rotate) => {
+            Some(InIo::Rotate { path }) => {
+                self.segment = path;
+                self.durable_len = 0;
                 self.log_bytes = 0;
                 if let SnapshotState::Rotating { lsn, epoch, entries } =
                     std::mem::replace(&mut self.snapshot, SnapshotState::Writing)
@@ -498,7 +564,15 @@ fn io_thread(mut file: File, sync: bool, rx: mpsc::Receiver<IoCommand>, actor: A
     for command in rx {
         let result = match command {
             IoCommand::Write(bytes) => {
-                file.write_all(&bytes).and_then(|()| if sync { file.sync_data() } else { Ok(()) })
+                let injected = || -> std::io::Result<()> {
+                    fail::fail_point!("wal-io-error", |_| Err(std::io::Error::other(
+                        "injected by the wal-io-error failpoint"
+                    )));
+                    Ok(())
+                };
+                injected()
+                    .and_then(|()| file.write_all(&bytes))
+                    .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
             }
             IoCommand::Rotate(path) => file.sync_all().and_then(|()| {
                 let next = OpenOptions::new().create_new(true).append(true).open(&path)?;

@@ -13,7 +13,7 @@ use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
 
 use net::{ClientReply, Epoch, Incarnation, NodeId, SlaveOp, SlaveReply, WireError};
 
-use super::coordinator::{Caller, CoordinatorActor, Refilled, Revalidated, Seeded};
+use super::coordinator::{Caller, CoordinatorActor, Refilled, RestartWrite, Revalidated, Seeded};
 use super::core::{Target, WritePlan};
 use super::slave_proxy::{Call, CallError, SlaveAnswer, SlaveProxy};
 use super::wal_writer::Durable;
@@ -46,6 +46,9 @@ pub struct WriteAggregator {
     coordinator: Addr<CoordinatorActor>,
     timeout: Duration,
     epoch: Epoch,
+    /// Stopped by a crash rather than by finishing: the coordinator, its supervisor, starts
+    /// the write again (the same version, so a replica that has it already is unchanged).
+    crashed: bool,
 }
 
 impl WriteAggregator {
@@ -71,7 +74,14 @@ impl WriteAggregator {
             coordinator,
             timeout,
             epoch,
+            crashed: false,
         }
+    }
+
+    /// For a write whose record an earlier attempt already saw made durable.
+    pub fn already_durable(mut self) -> Self {
+        self.durable = true;
+        self
     }
 
     fn count(&self, slot: Slot) -> usize {
@@ -113,7 +123,20 @@ impl WriteAggregator {
 impl Actor for WriteAggregator {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if self.crashed {
+            return self.restart_by_supervisor();
+        }
+        let detail = format!("the write of {} stopped before it finished", self.plan.key);
+        self.complete(Err(WireError::outcome_unknown(detail)));
+    }
+
     fn started(&mut self, ctx: &mut Context<Self>) {
+        fail::fail_point!("write-aggregator-crash", |_| {
+            tracing::error!(key = %self.plan.key, "injected write aggregator crash");
+            self.crashed = true;
+            ctx.stop();
+        });
         let me = ctx.address().recipient();
         for (tag, (_, proxy)) in self.targets.iter().enumerate() {
             match proxy {
@@ -136,6 +159,17 @@ impl Actor for WriteAggregator {
             ctx.stop();
         });
         self.check(ctx);
+    }
+}
+
+impl WriteAggregator {
+    /// Hands the write back to the coordinator after a crash.
+    fn restart_by_supervisor(&mut self) {
+        if let Some(completion) = self.completion.take() {
+            let plan = self.plan.clone();
+            let durable = self.durable;
+            self.coordinator.do_send(RestartWrite { plan, completion, durable });
+        }
     }
 }
 

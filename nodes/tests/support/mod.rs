@@ -44,11 +44,17 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(dir: &std::path::Path, name: &str, args: &[&str]) -> Proc {
+        Proc::spawn_env(dir, name, args, &[])
+    }
+
+    /// As `spawn`, with extra environment variables (FAILPOINTS, for instance).
+    pub fn spawn_env(dir: &std::path::Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut child = Command::new(NODES)
             .args(args)
             .env("RUST_LOG", std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -150,8 +156,13 @@ pub fn free_addr() -> String {
 impl Cluster {
     /// A master on a free port with `slaves` slaves named slave-1.., all joined.
     pub fn start(name: &str, slaves: usize, master_args: &[&str]) -> Cluster {
+        Cluster::start_env(name, slaves, master_args, &[])
+    }
+
+    /// As `start`, with extra environment variables for the master.
+    pub fn start_env(name: &str, slaves: usize, master_args: &[&str], env: &[(&str, &str)]) -> Cluster {
         let dir = test_dir(name);
-        let (master, addr) = Cluster::spawn_master(&dir, "127.0.0.1:0", master_args);
+        let (master, addr) = Cluster::spawn_master_env(&dir, "127.0.0.1:0", master_args, env);
         let mut cluster = Cluster {
             dir,
             addr,
@@ -214,12 +225,21 @@ impl Cluster {
 
     /// Starts a master on `listen` with its data in `dir/master-data`.
     pub fn spawn_master(dir: &std::path::Path, listen: &str, extra: &[&str]) -> (Proc, String) {
+        Cluster::spawn_master_env(dir, listen, extra, &[])
+    }
+
+    pub fn spawn_master_env(
+        dir: &std::path::Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Proc, String) {
         let data = dir.join("master-data");
         let data = data.to_str().expect("utf-8 path").to_string();
         let mut args = vec!["master", "--listen", listen, "--data-dir", &data];
         args.extend_from_slice(MASTER_FLAGS);
         args.extend_from_slice(extra);
-        let mut master = Proc::spawn(dir, "master", &args);
+        let mut master = Proc::spawn_env(dir, "master", &args, env);
         let addr = master.listening_addr();
         (master, addr)
     }
