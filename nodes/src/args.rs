@@ -23,7 +23,7 @@ pub enum Command {
     Slave(SlaveArgs),
     /// Talk to the store: one command, or an interactive prompt when none is given.
     Client(ClientArgs),
-    /// Start a master and slaves on this machine as child processes; Ctrl-C stops them all.
+    /// Start a master, a backup and slaves on this machine as child processes; Ctrl-C stops them all.
     Cluster(ClusterArgs),
 }
 
