@@ -91,14 +91,9 @@ fn run_server(
 fn restart_self() {
     use std::os::unix::process::CommandExt;
     tracing::warn!("restarting to rejoin as the new master's standby");
-    let mut args = std::env::args_os();
-    let program = std::env::current_exe().ok().map(Into::into).or_else(|| args.next());
-    let Some(program) = program else {
-        tracing::error!("cannot find this program to restart it; exiting");
-        std::process::exit(1);
-    };
+    // /proc/self/exe is this very program even if its file was replaced since it started.
     let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let err = std::process::Command::new(program).args(rest).exec();
+    let err = std::process::Command::new("/proc/self/exe").args(rest).exec();
     tracing::error!(%err, "cannot restart; exiting");
     std::process::exit(1);
 }
