@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::nemesis::fault::FaultKind;
+
 #[derive(Debug, Parser)]
 #[command(name = "harness", version, about = "Load harness for the replicated key-value store")]
 pub struct Cli {
@@ -18,6 +20,9 @@ pub enum Command {
     Run(RunArgs),
     /// A grid of runs over slave and client counts, each on a fresh cluster.
     Sweep(SweepArgs),
+    /// A concurrent workload on a few keys while faults are injected; then heal, read every
+    /// key, and check the history (linearizable, no lost writes, serving again).
+    Nemesis(NemesisArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +115,61 @@ pub struct LoadArgs {
     /// Deadline for one request; a request without an answer by then is an error.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
+    /// The `nodes` binary (default: `nodes` next to this executable).
+    #[arg(long)]
+    pub nodes_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NemesisArgs {
+    /// Seconds of workload with faults (healing and checking come after).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: u64,
+    /// Fault kinds to inject, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "kill-master,pause-master,kill-slave,partition,kill-both-masters"
+    )]
+    pub faults: Vec<FaultKind>,
+    /// Seed for the fault schedule and the workload (default: random; the summary records it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder for history.jsonl, summary.json and the nodes' logs
+    /// (default: harness-runs/nemesis-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Number of slaves.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub slaves: u32,
+    /// Replication factor.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+    /// Number of keys: key0 .. key{N-1}. Few keys make operations collide.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub keys: u64,
+    /// Concurrent clients, each with its own connection and one operation at a time.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub clients: u32,
+    /// Percentage of operations that are writes.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub write_pct: u32,
+    /// Percentage of writes that are deletes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub del_pct: u32,
+    /// Pause between a client's operations, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub think_ms: u64,
+    /// Deadline for one request; a write without an answer by then has an unknown outcome.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+    /// Seconds the healed cluster has to serve again and answer the final reads.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub settle_timeout: u64,
+    /// The checker gives up on a key (no verdict, exit 3) after this many search states.
+    #[arg(long, default_value_t = analysis::check::DEFAULT_MAX_STATES)]
+    pub max_states: usize,
     /// The `nodes` binary (default: `nodes` next to this executable).
     #[arg(long)]
     pub nodes_bin: Option<PathBuf>,

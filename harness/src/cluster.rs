@@ -127,7 +127,7 @@ impl Cluster {
 }
 
 /// A free loopback port (bound, then released for the node to take).
-fn free_port() -> Result<String, HarnessError> {
+pub(crate) fn free_port() -> Result<String, HarnessError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(HarnessError::io("127.0.0.1:0"))?;
     Ok(listener.local_addr().map_err(HarnessError::io("127.0.0.1:0"))?.to_string())
 }
@@ -196,7 +196,7 @@ async fn wait_for_slaves(launcher: &mut Launcher, probe: &Client, want: usize) -
 }
 
 /// Removes `dir` and everything in it; a missing `dir` is fine.
-fn remove_dir(dir: &Path) -> Result<(), HarnessError> {
+pub(crate) fn remove_dir(dir: &Path) -> Result<(), HarnessError> {
     match std::fs::remove_dir_all(dir) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(HarnessError::io(dir)(err)),
         Ok(()) | Err(_) => Ok(()),

@@ -13,6 +13,8 @@ pub enum HarnessError {
     Spawn { name: String, bin: PathBuf, source: std::io::Error },
     #[error("{name} failed to start: {reason} (its log: {})", log.display())]
     NodeStart { name: String, reason: String, log: PathBuf },
+    #[error("{name} did not stop: {reason} (its log: {})", log.display())]
+    NodeStop { name: String, reason: String, log: PathBuf },
     #[error("the cluster is not ready: {0}")]
     NotReady(String),
     #[error("the cluster does not answer: {0}")]
@@ -23,6 +25,9 @@ pub enum HarnessError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot write JSON to {}: {source}", path.display())]
     Json { path: PathBuf, source: serde_json::Error },
+    /// The history the harness wrote cannot be read back (the message names file and line).
+    #[error("cannot check the history: {0}")]
+    Check(#[from] analysis::Error),
 
     /// Ctrl-C or SIGTERM before the cluster was ready.
     #[error("interrupted")]

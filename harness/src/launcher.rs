@@ -1,9 +1,14 @@
 //! Child processes of the `nodes` binary: started with their stderr in a log file, killed if
-//! dropped (`kill_on_drop`), sent SIGTERM by the kernel if the harness itself dies
-//! (`PR_SET_PDEATHSIG`), and stopped in order by [`Launcher::stop_all`]: SIGTERM to all,
-//! then SIGKILL to any that has not exited within [`STOP_GRACE`].
+//! dropped (`kill_on_drop`), sent a signal by the kernel if the harness itself dies
+//! (`PR_SET_PDEATHSIG`: SIGTERM, or SIGKILL for a nemesis whose nodes may be stopped), and
+//! stopped in order by [`Launcher::stop_all`]: SIGTERM (and SIGCONT, for a node that is
+//! paused) to all, then SIGKILL to any that has not exited within [`STOP_GRACE`].
+//!
+//! The nemesis also signals single nodes ([`Launcher::signal`]), kills them
+//! ([`Launcher::kill`]) and starts them again with the same command line
+//! ([`Launcher::restart`]); a restarted node appends to its log.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,11 +25,17 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long a node has to print its address.
 pub const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// How long a killed node has to be reaped.
+const REAP_DEADLINE: Duration = Duration::from_secs(5);
+
 /// One running node.
 pub struct Node {
     pub name: String,
     pub log: PathBuf,
     child: Child,
+    /// Its command line and whether it announces its address, to start it again.
+    args: Vec<OsString>,
+    announces: bool,
 }
 
 /// What `cluster.json` says about a node.
@@ -40,6 +51,8 @@ pub struct Launcher {
     bin: PathBuf,
     log_dir: PathBuf,
     nodes: Vec<Node>,
+    /// What the kernel sends a node when the harness dies.
+    death_signal: libc::c_int,
 }
 
 impl Launcher {
@@ -52,7 +65,19 @@ impl Launcher {
             )));
         }
         std::fs::create_dir_all(log_dir).map_err(HarnessError::io(log_dir))?;
-        Ok(Launcher { bin: bin.to_path_buf(), log_dir: log_dir.to_path_buf(), nodes: Vec::new() })
+        Ok(Launcher {
+            bin: bin.to_path_buf(),
+            log_dir: log_dir.to_path_buf(),
+            nodes: Vec::new(),
+            death_signal: libc::SIGTERM,
+        })
+    }
+
+    /// Nodes get SIGKILL instead of SIGTERM when the harness dies: a stopped (SIGSTOP) node
+    /// would keep a SIGTERM pending forever.
+    pub fn kill_when_orphaned(mut self) -> Launcher {
+        self.death_signal = libc::SIGKILL;
+        self
     }
 
     /// Starts `nodes ARGS...` as `name`. With `announces`, its stdout is kept for
@@ -63,8 +88,21 @@ impl Launcher {
         args: &[A],
         announces: bool,
     ) -> Result<&mut Node, HarnessError> {
+        let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
         let log = self.log_dir.join(format!("{name}.log"));
         let stderr = std::fs::File::create(&log).map_err(HarnessError::io(&log))?;
+        let child = self.start_child(name, &args, announces, stderr)?;
+        self.nodes.push(Node { name: name.to_string(), log, child, args, announces });
+        Ok(self.nodes.last_mut().expect("just pushed"))
+    }
+
+    fn start_child(
+        &self,
+        name: &str,
+        args: &[OsString],
+        announces: bool,
+        stderr: std::fs::File,
+    ) -> Result<Child, HarnessError> {
         let mut command = Command::new(&self.bin);
         command
             .args(args)
@@ -72,10 +110,11 @@ impl Launcher {
             .stdout(if announces { Stdio::piped() } else { Stdio::null() })
             .stderr(stderr)
             .kill_on_drop(true);
+        let death_signal = self.death_signal;
         // SAFETY: prctl(2) is async-signal-safe and touches only the child being started.
         unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, death_signal);
                 Ok(())
             });
         }
@@ -85,8 +124,72 @@ impl Launcher {
             source,
         })?;
         tracing::debug!(node = name, pid = child.id(), "started");
-        self.nodes.push(Node { name: name.to_string(), log, child });
-        Ok(self.nodes.last_mut().expect("just pushed"))
+        Ok(child)
+    }
+
+    /// Node `name`.
+    pub fn node(&mut self, name: &str) -> Result<&mut Node, HarnessError> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| HarnessError::Config(format!("no node named {name} was started")))
+    }
+
+    /// Sends `signal` to node `name` if it is running.
+    pub fn signal(&mut self, name: &str, signal: libc::c_int) -> Result<(), HarnessError> {
+        let node = self.node(name)?;
+        if let Some(pid) = node.child.id() {
+            // SAFETY: kill(2) on our own child with a valid signal number.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs node `name` and reaps it.
+    pub async fn kill(&mut self, name: &str) -> Result<(), HarnessError> {
+        let node = self.node(name)?;
+        let _ = node.child.start_kill();
+        match tokio::time::timeout(REAP_DEADLINE, node.child.wait()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(HarnessError::io(&node.log)(err)),
+            Err(_) => Err(HarnessError::NodeStop {
+                name: name.to_string(),
+                reason: format!("still running {REAP_DEADLINE:?} after SIGKILL"),
+                log: node.log.clone(),
+            }),
+        }
+    }
+
+    /// True while node `name` has not exited.
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.node(name).is_ok_and(|n| matches!(n.child.try_wait(), Ok(None)))
+    }
+
+    /// Starts node `name` again with its first command line, its log appended to; the node
+    /// must have exited (see [`Launcher::kill`]).
+    pub fn restart(&mut self, name: &str) -> Result<&mut Node, HarnessError> {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| HarnessError::Config(format!("no node named {name} was started")))?;
+        let (log, args, announces) = {
+            let node = &mut self.nodes[index];
+            if matches!(node.child.try_wait(), Ok(None)) {
+                return Err(HarnessError::NodeStop {
+                    name: name.to_string(),
+                    reason: "it is still running; kill it before starting it again".into(),
+                    log: node.log.clone(),
+                });
+            }
+            (node.log.clone(), node.args.clone(), node.announces)
+        };
+        let stderr =
+            std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(HarnessError::io(&log))?;
+        let child = self.start_child(name, &args, announces, stderr)?;
+        let node = &mut self.nodes[index];
+        node.child = child;
+        Ok(node)
     }
 
     /// An error naming the first node that has exited, if any.
@@ -107,12 +210,16 @@ impl Launcher {
         self.nodes.iter().map(|n| NodeInfo { name: n.name.clone(), pid: n.child.id(), log: n.log.clone() }).collect()
     }
 
-    /// SIGTERM to every node, then SIGKILL to those still running after [`STOP_GRACE`].
+    /// SIGTERM to every node (and SIGCONT, so a paused one acts on it), then SIGKILL to
+    /// those still running after [`STOP_GRACE`].
     pub async fn stop_all(&mut self) {
         for node in &self.nodes {
             if let Some(pid) = node.child.id() {
-                // SAFETY: kill(2) on our own child with a valid signal number.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                // SAFETY: kill(2) on our own child with valid signal numbers.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                    libc::kill(pid as libc::pid_t, libc::SIGCONT);
+                }
             }
         }
         let deadline = tokio::time::Instant::now() + STOP_GRACE;

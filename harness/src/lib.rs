@@ -2,7 +2,9 @@
 //! the `nodes` binary (or drives an existing one), runs a closed- or open-loop workload over
 //! many client connections, and writes what it measured for the `analysis` tool: one row per
 //! second (`metrics.csv`, `metrics.jsonl`), the whole run (`summary.json`), and on request a
-//! history of every operation for the linearizability checker.
+//! history of every operation for the linearizability checker. `harness nemesis` runs a
+//! workload while it injects faults (kills, pauses, partitions), then checks the history with
+//! the `analysis` crate's checker.
 //!
 //! Map of the crate:
 //! - `args.rs`: the command line (clap); `config.rs`: the checked configuration of one run,
@@ -18,6 +20,10 @@
 //!   per-second files. `summary.rs`: `summary.json`. `progress.rs`: the progress bar.
 //!   `report.rs`: the table printed at the end.
 //! - `run.rs`: one run from start to end. `sweep.rs`: a grid of runs and its `index.json`.
+//! - `nemesis/`: `harness nemesis` (its `mod.rs` has the map): a cluster with a TCP proxy on
+//!   every link, a seeded fault schedule, injection and healing, an epoch monitor, a workload
+//!   built from `driver.rs` and `history.rs`, and the verdict (linearizable, no lost writes,
+//!   serving again).
 //!
 //! Caveats: the harness runs on one actix system thread and shares the machine with the
 //! cluster it measures, so on a small machine it competes with the nodes for CPU; its own
@@ -35,6 +41,7 @@ pub mod keys;
 pub mod launcher;
 pub mod measure;
 pub mod metrics;
+pub mod nemesis;
 pub mod outcome;
 pub mod progress;
 pub mod report;

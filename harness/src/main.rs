@@ -1,7 +1,8 @@
 use anyhow::Context as _;
 use clap::Parser;
 
-use harness::args::{Cli, Command, RunArgs, SweepArgs};
+use harness::args::{Cli, Command, NemesisArgs, RunArgs, SweepArgs};
+use harness::nemesis::{self, NemesisConfig};
 use harness::run::{self, RunPlan};
 use harness::signal::EXIT_INTERRUPTED;
 use harness::{report, sweep, HarnessError};
@@ -15,6 +16,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run_command(&args),
         Command::Sweep(args) => sweep_command(&args),
+        Command::Nemesis(args) => nemesis_command(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -47,6 +49,15 @@ fn sweep_command(args: &SweepArgs) -> anyhow::Result<i32> {
         outcome.out.join("index.json").display()
     );
     Ok(if outcome.interrupted { EXIT_INTERRUPTED } else { 0 })
+}
+
+fn nemesis_command(args: &NemesisArgs) -> anyhow::Result<i32> {
+    let config = NemesisConfig::new(args)?;
+    let out = config.out.clone();
+    let outcome = nemesis::execute(config).with_context(|| format!("the nemesis in {} failed", out.display()))?;
+    print!("{}", outcome.summary.text());
+    println!("history, summary and logs in {}", out.display());
+    Ok(outcome.exit_code)
 }
 
 /// Logs to stderr; `RUST_LOG` sets the level (default: warnings only, to keep the progress

@@ -136,7 +136,7 @@ async fn tick(
 }
 
 /// Waits up to `grace` for the tasks to end, then aborts those still running.
-async fn drain(tasks: &mut [JoinHandle<()>], grace: Option<Duration>) {
+pub(crate) async fn drain(tasks: &mut [JoinHandle<()>], grace: Option<Duration>) {
     if let Some(grace) = grace {
         let all = async {
             for task in tasks.iter_mut() {

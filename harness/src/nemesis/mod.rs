@@ -1,0 +1,48 @@
+//! `harness nemesis`: tries to break the store's guarantees with real faults and checks what
+//! the clients saw.
+//!
+//! A run starts its own cluster (master, backup, `--slaves` slaves) from the `nodes` binary,
+//! with a TCP proxy on every link ([`topology`]), and runs a closed-loop workload of a few
+//! clients over a few keys, so that operations collide, recording a history ([`load`]). Meanwhile
+//! faults come one at a time on a seeded schedule ([`fault`]) and are carried out and healed
+//! ([`inject`]): SIGKILL of the serving master and a restart on its data directory, SIGSTOP and
+//! SIGCONT of the serving master, SIGKILL and restart of a slave, partitions made by cutting
+//! proxies (resets or black holes), and SIGKILL of both master-capable nodes followed by
+//! restarts. A [`monitor`] dials both nodes every 100 ms to see who serves at which epoch:
+//! the faults aim at the serving master, and each new epoch counts as a takeover.
+//!
+//! After `--duration` seconds everything is healed, the workload stops, and the run waits (at
+//! most `--settle-timeout`) for the cluster to report every slave and a standby, then reads
+//! every key (those reads go into the history too). It then stops every node and checks
+//! ([`verdict`]): (a) the history is linearizable (the `analysis` crate's checker), (b) no
+//! acknowledged write was lost, (c) the cluster served again and every node came back. It
+//! writes `history.jsonl`, `summary.json` and the nodes' logs (`logs/`) into `--out`, and
+//! prints a summary ([`report`]). Exit codes: 0 no violation, 1 a violation, 2 an error of the
+//! harness, 3 the checker gave up on a key (no verdict), 130 interrupted.
+//!
+//! Map: `config.rs` (the checked flags), `proxy.rs`, `topology.rs`, `fault.rs`, `inject.rs`,
+//! `monitor.rs`, `load.rs`, `verdict.rs`, `report.rs`, and `run.rs` (one run from start to end).
+//!
+//! Caveats:
+//! - The schedule is deterministic for a seed; the cluster's timing is not, so two runs with
+//!   one seed inject the same faults but may see different histories.
+//! - One fault at a time: faults overlap only in their after-effects (a slave still being
+//!   refilled when the master is killed), never in their injection.
+//! - The proxies run on the harness's thread; a harness starved of CPU delays traffic, which
+//!   the nodes may take for a fault. That can cost availability, never correctness.
+//! - Clients redirected by a standby reach the master through the peer proxy (see
+//!   `topology.rs`), so a partition of the client links alone does not hide a master from them.
+
+pub mod config;
+pub mod fault;
+pub mod inject;
+pub mod load;
+pub mod monitor;
+pub mod proxy;
+pub mod report;
+pub mod run;
+pub mod topology;
+pub mod verdict;
+
+pub use config::NemesisConfig;
+pub use run::{execute, Outcome};

@@ -1,0 +1,226 @@
+//! One nemesis run from start to end: start the cluster with its proxies, run the workload
+//! while faults come on schedule, heal everything, wait for the cluster to serve, read every
+//! key, stop every node, check the history, and report. Every node is stopped whether the run
+//! passed, found a violation, failed, or was interrupted; the data directories are kept unless
+//! the run passed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use actors::client::Client;
+
+use crate::error::HarnessError;
+use crate::nemesis::config::NemesisConfig;
+use crate::nemesis::fault::Schedule;
+use crate::nemesis::inject::{inject, FaultRecord, Stage};
+use crate::nemesis::load::{FinalReads, Load};
+use crate::nemesis::monitor::{EpochSeen, Monitor};
+use crate::nemesis::report::{NemesisSummary, OpCounts};
+use crate::nemesis::topology::{describe, Topology};
+use crate::nemesis::verdict::{judge, Recovery, EXIT_PASS};
+use crate::signal::Interrupt;
+
+/// The history file in the run's folder.
+pub const HISTORY: &str = "history.jsonl";
+
+/// Time between two status requests while waiting for the cluster to be whole.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// What a run ends with: its summary and the exit code it asks for.
+pub struct Outcome {
+    pub summary: NemesisSummary,
+    pub exit_code: i32,
+}
+
+/// What happened while the cluster ran.
+struct Exercised {
+    interrupted: bool,
+    elapsed: Duration,
+    faults: Vec<FaultRecord>,
+    /// Nodes that did not come back, or exited by themselves.
+    node_problems: Vec<String>,
+    serving_again: Result<Duration, String>,
+    finals: FinalReads,
+    errors: BTreeMap<&'static str, u64>,
+    takeovers: usize,
+    epochs: Vec<EpochSeen>,
+}
+
+/// Carries out a run on a fresh actix system (so nothing of it outlives the run).
+pub fn execute(config: NemesisConfig) -> Result<Outcome, HarnessError> {
+    actix_rt::System::new().block_on(async move {
+        let interrupt = Interrupt::install();
+        run(config, &interrupt).await
+    })
+}
+
+/// Carries out a run on the current actix system.
+pub async fn run(config: NemesisConfig, interrupt: &Interrupt) -> Result<Outcome, HarnessError> {
+    std::fs::create_dir_all(&config.out).map_err(HarnessError::io(&config.out))?;
+    if interrupt.is_set() {
+        return Err(HarnessError::Interrupted);
+    }
+    let mut topology = tokio::select! {
+        started = Topology::start(&config.nodes_bin, &config.out, config.slaves, config.replicas) => started?,
+        _ = interrupt.wait() => return Err(HarnessError::Interrupted),
+    };
+    let exercised = exercise(&mut topology, &config, interrupt).await;
+    topology.stop_nodes().await;
+    let exercised = exercised?;
+    let history = config.out.join(HISTORY);
+    let checks = if exercised.interrupted {
+        None
+    } else {
+        let recovery = Recovery {
+            not_serving: exercised.serving_again.as_ref().err().cloned().or_else(|| unread(&exercised.finals)),
+            node_problems: exercised.node_problems.clone(),
+        };
+        Some(judge(&history, &exercised.finals.values, recovery, config.max_states)?)
+    };
+    let (verdict, exit_code) = NemesisSummary::verdict_of(exercised.interrupted, checks.as_ref());
+    if exit_code == EXIT_PASS {
+        topology.remove_data();
+    }
+    let summary = NemesisSummary {
+        faults: NemesisSummary::count_faults(&config, &exercised.faults),
+        operations: OpCounts::of_history(&history)?,
+        errors: exercised.errors,
+        interrupted: exercised.interrupted,
+        verdict,
+        elapsed_s: exercised.elapsed.as_secs_f64(),
+        fault_log: exercised.faults,
+        takeovers: exercised.takeovers,
+        epochs: exercised.epochs,
+        serving_again_s: exercised.serving_again.ok().map(|d| d.as_secs_f64()),
+        final_values: exercised.finals.values,
+        violations: checks.as_ref().map(|c| c.violations()).unwrap_or_default(),
+        checks,
+        config,
+    };
+    summary.write(&summary.config.out)?;
+    Ok(Outcome { summary, exit_code })
+}
+
+fn unread(finals: &FinalReads) -> Option<String> {
+    (!finals.unread.is_empty()).then(|| format!("no final read succeeded on {}", finals.unread.join(", ")))
+}
+
+/// The workload with faults, healing, settling and the final reads.
+async fn exercise(
+    topology: &mut Topology,
+    config: &NemesisConfig,
+    interrupt: &Interrupt,
+) -> Result<Exercised, HarnessError> {
+    let mut load = Load::start(config, &topology.client_config(config.request_timeout()), &config.out.join(HISTORY))?;
+    let monitor = Monitor::start(topology.node_addrs.clone(), load.start);
+    let mut stage = Stage { topology, monitor: &monitor, start: load.start, interrupt, down: BTreeSet::new() };
+    let mut problems = Vec::new();
+    let injected = inject_faults(&mut stage, config, &mut problems).await;
+    let elapsed = load.start.elapsed();
+    stage.topology.heal_all();
+    let revived = revive(&mut stage, &mut problems, true).await;
+    load.stop(config.request_timeout()).await;
+    let faults = injected?;
+    revived?;
+    let (serving_again, finals, interrupted) = if interrupt.is_set() {
+        (Err("interrupted".to_string()), FinalReads::default(), true)
+    } else {
+        let deadline = Instant::now() + config.settle_timeout();
+        let settled = async {
+            let serving = wait_whole(stage.topology, deadline).await;
+            let client = Client::start(stage.topology.client_config(config.request_timeout()));
+            (serving, load.final_reads(&client, deadline).await)
+        };
+        tokio::select! {
+            (serving, finals) = settled => (serving, finals, false),
+            _ = interrupt.wait() => (Err("interrupted".to_string()), FinalReads::default(), true),
+        }
+    };
+    load.finish()?;
+    let observed = monitor.observed.borrow();
+    Ok(Exercised {
+        interrupted,
+        elapsed,
+        faults,
+        node_problems: problems,
+        serving_again,
+        finals,
+        errors: load.errors(),
+        takeovers: observed.takeovers(),
+        epochs: observed.epochs.clone(),
+    })
+}
+
+/// Injects faults from the schedule until `--duration` has passed (or Ctrl-C). A fault's
+/// hold is cut to the time left, so the last one ends by the deadline (plus its restarts).
+async fn inject_faults(
+    stage: &mut Stage<'_>,
+    config: &NemesisConfig,
+    problems: &mut Vec<String>,
+) -> Result<Vec<FaultRecord>, HarnessError> {
+    let end = stage.start + config.duration();
+    let mut schedule = Schedule::new(&config.faults, stage.topology.slaves.len(), config.seed);
+    let mut records = Vec::new();
+    while !stage.interrupt.is_set() {
+        let now = Instant::now();
+        let left = end.saturating_duration_since(now);
+        let Some(mut fault) = schedule.next_fault().filter(|f| f.gap < left) else {
+            stage.hold(left).await;
+            break;
+        };
+        stage.hold(fault.gap).await;
+        if stage.interrupt.is_set() {
+            break;
+        }
+        revive(stage, problems, false).await?;
+        fault.hold = fault.hold.min(end.saturating_duration_since(Instant::now()));
+        let record = inject(stage, &fault).await?;
+        eprintln!("[{:>6.1} s] {}: {}", record.at_s, record.kind.name(), record.detail);
+        for problem in &record.problems {
+            eprintln!("           {problem}");
+        }
+        problems.extend(record.problems.iter().cloned());
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Restarts every node that has exited although no fault is holding it down: one that exited
+/// by itself is a problem. Nodes that did not come back after an earlier restart are tried
+/// again only when `retry_down` (at the final heal).
+async fn revive(stage: &mut Stage<'_>, problems: &mut Vec<String>, retry_down: bool) -> Result<(), HarnessError> {
+    for name in stage.topology.exited() {
+        let known_down = stage.down.contains(&name);
+        if known_down && !retry_down {
+            continue;
+        }
+        let mut failed = Vec::new();
+        if !known_down {
+            let at = stage.start.elapsed().as_secs_f64();
+            failed.push(format!("{name} exited by itself (found at {at:.1} s; see its log)"));
+        }
+        stage.restart(&name, &mut failed).await?;
+        for problem in &failed {
+            eprintln!("           {problem}");
+        }
+        problems.extend(failed);
+    }
+    Ok(())
+}
+
+/// Polls the cluster (directly, not through the proxies) until it reports every slave and a
+/// standby, or `deadline` passes; returns how long it took, or what it last saw.
+async fn wait_whole(topology: &Topology, deadline: Instant) -> Result<Duration, String> {
+    let probe = topology.probe(Duration::from_secs(1));
+    let start = Instant::now();
+    let mut last = "no answer".to_string();
+    while Instant::now() < deadline {
+        match probe.status().await {
+            Ok(status) if topology.is_whole(&status) => return Ok(start.elapsed()),
+            Ok(status) => last = describe(&status, topology.slaves.len()),
+            Err(err) => last = format!("status failed: {err}"),
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+    Err(format!("{last}, {:.1} s after healing", start.elapsed().as_secs_f64()))
+}
