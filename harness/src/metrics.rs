@@ -18,24 +18,9 @@ use serde::Serialize;
 use crate::error::HarnessError;
 use crate::stats::Tally;
 
-/// The CSV header, in the order of [`SecondRow`]'s fields.
-pub const COLUMNS: [&str; 15] = [
-    "second",
-    "client_count",
-    "slave_count",
-    "total_requests",
-    "success_count",
-    "error_count",
-    "read_latency_us",
-    "write_latency_us",
-    "throughput_rps",
-    "read_count",
-    "write_count",
-    "read_p50_us",
-    "read_p99_us",
-    "write_p50_us",
-    "write_p99_us",
-];
+/// The CSV header, in the order of [`SecondRow`]'s fields: the analysis tool's list, which is
+/// the contract between the two.
+pub use analysis::metrics_csv::COLUMNS;
 
 /// One measured second.
 #[derive(Debug, Clone, PartialEq, Serialize)]
