@@ -10,33 +10,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use net::Version;
-use support::{slave_field, stderr, Cluster, Proc};
+use support::{assert_keys, slave_field, stderr, write_keys, Cluster, Proc};
 
 fn b(s: &str) -> Bytes {
     Bytes::from(s.to_string())
-}
-
-/// Writes `count` keys `prefix0..` with values `prefix-value-i` and returns their versions.
-fn write_keys(cluster: &Cluster, prefix: &str, count: usize) -> Vec<Version> {
-    let prefix = prefix.to_string();
-    cluster.with_client(|client| async move {
-        let mut versions = Vec::new();
-        for i in 0..count {
-            versions.push(client.put(b(&format!("{prefix}{i}")), b(&format!("{prefix}-value-{i}"))).await.unwrap());
-        }
-        versions
-    })
-}
-
-fn assert_keys(cluster: &Cluster, prefix: &str, count: usize) {
-    let prefix = prefix.to_string();
-    cluster.with_client(|client| async move {
-        for i in 0..count {
-            let key = format!("{prefix}{i}");
-            let got = client.get(b(&key)).await.unwrap_or_else(|e| panic!("{key}: {e}"));
-            assert_eq!(got, Some(b(&format!("{prefix}-value-{i}"))), "{key}");
-        }
-    });
 }
 
 fn segments(cluster: &Cluster) -> Vec<PathBuf> {

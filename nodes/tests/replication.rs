@@ -141,24 +141,13 @@ fn a_write_that_cannot_reach_a_majority_in_time_is_reported_as_unknown() {
 #[test]
 fn a_slave_restarted_empty_gets_its_keys_back_through_read_repair() {
     let mut cluster = Cluster::start("read-repair", 3, &["--repair-concurrency", "0"]);
-    let keys: Vec<String> = (0..30).map(|i| format!("key{i}")).collect();
-    let written = keys.clone();
-    cluster.with_client(|client| async move {
-        for key in &written {
-            client.put(b(key), b(&format!("value-of-{key}"))).await.unwrap();
-        }
-    });
+    support::write_keys(&cluster, "key", 30);
     cluster.kill_slave("slave-1");
     cluster.start_slave("slave-1");
     cluster.wait_status("slave-1 back, empty", |s| {
         support::slave_ids(s).len() == 3 && s["under_replicated"].as_u64() == Some(30)
     });
-    let read = keys.clone();
-    cluster.with_client(|client| async move {
-        for key in &read {
-            assert_eq!(client.get(b(key)).await.unwrap(), Some(b(&format!("value-of-{key}"))));
-        }
-    });
+    support::assert_keys(&cluster, "key", 30);
     cluster.wait_status("slave-1 repaired by the reads", |s| {
         slave_field(s, "slave-1", "keys_held") == 30 && s["under_replicated"].as_u64() == Some(0)
     });
@@ -169,13 +158,7 @@ fn a_slave_restarted_empty_gets_its_keys_back_through_read_repair() {
 #[test]
 fn a_slave_restarted_empty_is_refilled_in_the_background() {
     let mut cluster = Cluster::start("refill", 3, &[]);
-    let keys: Vec<String> = (0..30).map(|i| format!("key{i}")).collect();
-    let written = keys.clone();
-    cluster.with_client(|client| async move {
-        for key in &written {
-            client.put(b(key), b(&format!("value-of-{key}"))).await.unwrap();
-        }
-    });
+    support::write_keys(&cluster, "key", 30);
     cluster.kill_slave("slave-1");
     cluster.start_slave("slave-1");
     let status = cluster.wait_status("slave-1 refilled without a single read", |s| {

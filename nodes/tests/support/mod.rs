@@ -423,3 +423,32 @@ impl Proxy {
         self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+fn bytes_of(s: &str) -> bytes::Bytes {
+    bytes::Bytes::from(s.to_string())
+}
+
+/// Writes `count` keys `prefix0..` with values `prefix-value-i` and returns their versions.
+pub fn write_keys(cluster: &Cluster, prefix: &str, count: usize) -> Vec<net::Version> {
+    let prefix = prefix.to_string();
+    cluster.with_client(|client| async move {
+        let mut versions = Vec::new();
+        for i in 0..count {
+            let (key, value) = (format!("{prefix}{i}"), format!("{prefix}-value-{i}"));
+            versions.push(client.put(bytes_of(&key), bytes_of(&value)).await.unwrap());
+        }
+        versions
+    })
+}
+
+/// Every key `write_keys` wrote reads back with its value.
+pub fn assert_keys(cluster: &Cluster, prefix: &str, count: usize) {
+    let prefix = prefix.to_string();
+    cluster.with_client(|client| async move {
+        for i in 0..count {
+            let key = format!("{prefix}{i}");
+            let got = client.get(bytes_of(&key)).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(got, Some(bytes_of(&format!("{prefix}-value-{i}"))), "{key}");
+        }
+    });
+}
