@@ -21,7 +21,8 @@
 //! - `client/`: the client library: `ClientActor` and the `Client` handle.
 //! - `outbox.rs`, `dial.rs`: the socket halves of a connection actor, and connecting with a
 //!   handshake under a deadline. `backoff.rs`: exponential backoff with jitter.
-//! - `error.rs`: the crate's error enum.
+//! - `error.rs`: the crate's error enum. `mutation.rs`: failpoints that switch a safety
+//!   mechanism off, for the tests that show the nemesis catches its absence.
 //!
 //! Caveats: everything runs on one actix system thread per process (the log's file work has a
 //! thread of its own); slaves keep their data in memory only, which the master accounts for
@@ -32,6 +33,7 @@ pub mod client;
 pub mod dial;
 pub mod error;
 pub mod master;
+pub mod mutation;
 pub mod node;
 pub mod outbox;
 pub mod slave;

@@ -515,6 +515,10 @@ impl Handler<Deposed> for CoordinatorActor {
         if msg.epoch <= self.core.epoch() || self.deposed {
             return;
         }
+        if crate::mutation::fencing_off() {
+            tracing::error!(newer = %msg.epoch, "mutation-no-fencing: ignoring a newer master");
+            return;
+        }
         tracing::error!(ours = %self.core.epoch(), newer = %msg.epoch, "a newer master exists; stepping down");
         self.deposed = true;
         for (_, handle) in std::mem::take(&mut self.slaves) {

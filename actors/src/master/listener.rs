@@ -105,7 +105,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, c
             if let Err(detail) = NodeId::parse(id.as_str()) {
                 return refuse(peer, reader, write, WireError::bad_request(detail)).await;
             }
-            if epoch > view.epoch {
+            if epoch > view.epoch && !crate::mutation::fencing_off() {
                 tracing::error!(slave = %id, slave_epoch = %epoch, our_epoch = %view.epoch, "slave has accepted a newer epoch");
                 coordinator.do_send(Deposed { epoch });
                 return refuse(peer, reader, write, WireError::StaleEpoch { sent: view.epoch, current: epoch }).await;

@@ -62,7 +62,7 @@ impl MasterLink {
             let mut failures = Vec::new();
             for addr in &config.servers {
                 match dial(addr, role.clone(), config.dial_timeout).await {
-                    Ok(dialed) if dialed.welcome.epoch < info.epoch => {
+                    Ok(dialed) if dialed.welcome.epoch < info.epoch && !crate::mutation::fencing_off() => {
                         failures.push(format!("{addr}: deposed (epoch {} < {})", dialed.welcome.epoch, info.epoch))
                     }
                     Ok(dialed) if dialed.welcome.role == ServerRole::Master => return Ok(dialed),
