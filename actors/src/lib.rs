@@ -18,6 +18,8 @@
 //! - `slave/`: the slave's actors. `store.rs` holds the versioned data and the accepted
 //!   epoch; `link.rs` finds a master and reconnects with backoff; `session.rs` is the
 //!   connection actor for one master connection.
+//! - `resp/`: the Redis-protocol endpoint: decoding (the `redis-protocol` crate behind a
+//!   length guard), commands, replies, and the `RespSession` connection actor.
 //! - `client/`: the client library: `ClientActor` and the `Client` handle.
 //! - `outbox.rs`, `dial.rs`: the socket halves of a connection actor, and connecting with a
 //!   handshake under a deadline. `backoff.rs`: exponential backoff with jitter.
@@ -36,6 +38,7 @@ pub mod master;
 pub mod mutation;
 pub mod node;
 pub mod outbox;
+pub mod resp;
 pub mod slave;
 pub mod wal;
 

@@ -9,14 +9,14 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 
 use net::{encode_frame, MsgCodec, NetError};
 
@@ -35,10 +35,27 @@ pub struct Outbox<Out> {
 }
 
 impl<Out: Serialize + Send + 'static> Outbox<Out> {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer task on the current runtime; messages go out as length-prefixed
+    /// MessagePack frames.
     pub fn spawn(write: OwnedWriteHalf) -> Self {
+        Outbox::spawn_with(write, |msg: &Out, buf: &mut BytesMut| encode_frame(msg, buf).map_err(|err| err.to_string()))
+    }
+}
+
+impl Outbox<Bytes> {
+    /// Starts the writer task for bytes already encoded (another protocol's replies).
+    pub fn spawn_raw(write: OwnedWriteHalf) -> Self {
+        Outbox::spawn_with(write, |bytes: &Bytes, buf: &mut BytesMut| {
+            buf.extend_from_slice(bytes);
+            Ok(())
+        })
+    }
+}
+
+impl<Out: Send + 'static> Outbox<Out> {
+    fn spawn_with(write: OwnedWriteHalf, encode: fn(&Out, &mut BytesMut) -> Result<(), String>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        actix_rt::spawn(write_loop(write, rx));
+        actix_rt::spawn(write_loop(write, rx, encode));
         Outbox { tx: Some(tx) }
     }
 
@@ -60,12 +77,16 @@ impl<Out: Serialize + Send + 'static> Outbox<Out> {
     }
 }
 
-async fn write_loop<Out: Serialize>(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>) {
+async fn write_loop<Out>(
+    mut write: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    encode: fn(&Out, &mut BytesMut) -> Result<(), String>,
+) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         for msg in batch.drain(..) {
-            if let Err(err) = encode_frame(&msg, &mut buf) {
+            if let Err(err) = encode(&msg, &mut buf) {
                 tracing::error!(%err, "dropping an outgoing frame that cannot be encoded");
             }
         }
@@ -89,6 +110,16 @@ pub fn frames<In, Out>(
 where
     In: DeserializeOwned + 'static,
     Out: 'static,
+{
+    decoded(framed)
+}
+
+/// [`frames`] for any decoder (another protocol's requests).
+pub fn decoded<D>(framed: FramedRead<OwnedReadHalf, D>) -> impl Stream<Item = Result<D::Item, D::Error>> + 'static
+where
+    D: Decoder + 'static,
+    D::Item: 'static,
+    D::Error: 'static,
 {
     enum State<R> {
         Reading(R),

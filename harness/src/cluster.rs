@@ -144,7 +144,7 @@ async fn start_node(
 ) -> Result<String, HarnessError> {
     let replicas = replicas.to_string();
     let peer_flag = if role == "master" { "--backup" } else { "--master" };
-    let args: [&OsStr; 11] = [
+    let args: [&OsStr; 15] = [
         role.as_ref(),
         "--listen".as_ref(),
         listen.as_ref(),
@@ -156,6 +156,10 @@ async fn start_node(
         replicas.as_ref(),
         "--id".as_ref(),
         role.as_ref(),
+        "--redis-listen".as_ref(),
+        "off".as_ref(),
+        "--sentinel-listen".as_ref(),
+        "off".as_ref(),
     ];
     launcher.spawn(role, &args, true)?.listening_addr().await
 }

@@ -177,6 +177,7 @@ mod tests {
             epoch: Epoch(1),
             replicas: 3,
             keys: 10,
+            values: 10,
             under_replicated: 0,
             slaves: vec![slave("slave-2", 7), slave("slave-1", 5)],
             last_lsn: net::Lsn(0),

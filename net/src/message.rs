@@ -75,6 +75,10 @@ pub struct Welcome {
     pub epoch: Epoch,
     /// The last LSN in the server's log.
     pub last_lsn: Lsn,
+    /// Where the server speaks the Redis protocol, if it does (so a standby can point Redis
+    /// clients at its master).
+    #[serde(default)]
+    pub redis: Option<String>,
 }
 
 /// What a master-capable node is doing right now.
@@ -165,7 +169,9 @@ pub enum ClientReply {
     /// that was read (`None` when no replica ever held the key).
     Value { value: Option<Value>, version: Option<Version> },
     /// For `Put` and `Del`: the write is durable on a majority of the key's replicas.
-    Written { version: Version },
+    /// `existed`: the key held a value just before this write, in the order the master
+    /// gave the key's writes (what Redis's `DEL` counts).
+    Written { version: Version, existed: bool },
     /// For `Status`.
     Status(StatusReport),
 }
@@ -223,6 +229,9 @@ pub struct StatusReport {
     pub replicas: u32,
     /// Keys in the master's key map.
     pub keys: u64,
+    /// Keys holding a value (not deleted), as the master's log has them.
+    #[serde(default)]
+    pub values: u64,
     /// Keys with fewer live, complete replicas than they should have.
     pub under_replicated: u64,
     pub slaves: Vec<SlaveStatus>,

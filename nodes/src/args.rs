@@ -41,6 +41,12 @@ pub struct MasterArgs {
     /// Where the write-ahead log and snapshots live (locked while the node runs).
     #[arg(long, default_value = "master-data")]
     pub data_dir: PathBuf,
+    /// Where to serve the Redis protocol (`off`: nowhere).
+    #[arg(long, default_value = "127.0.0.1:16379")]
+    pub redis_listen: String,
+    /// Where to answer Sentinel queries for Sentinel-aware Redis clients (`off`: nowhere).
+    #[arg(long, default_value = "127.0.0.1:26379")]
+    pub sentinel_listen: String,
     #[command(flatten)]
     pub common: ServerArgs,
 }
@@ -59,6 +65,12 @@ pub struct BackupArgs {
     /// Where the standby's copy of the log lives (locked while the node runs).
     #[arg(long, default_value = "backup-data")]
     pub data_dir: PathBuf,
+    /// Where to serve the Redis protocol (`off`: nowhere).
+    #[arg(long, default_value = "127.0.0.1:16380")]
+    pub redis_listen: String,
+    /// Where to answer Sentinel queries for Sentinel-aware Redis clients (`off`: nowhere).
+    #[arg(long, default_value = "127.0.0.1:26380")]
+    pub sentinel_listen: String,
     #[command(flatten)]
     pub common: ServerArgs,
 }
@@ -101,6 +113,9 @@ pub struct ServerArgs {
     /// background repair off and leaves it to reads.
     #[arg(long, default_value_t = 32)]
     pub repair_concurrency: usize,
+    /// The master name Sentinel-aware clients ask for.
+    #[arg(long, default_value = "mymaster")]
+    pub cluster_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -177,4 +192,17 @@ pub struct ClusterArgs {
     /// Replication factor.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub replicas: u32,
+    /// The master's Redis-protocol address (`off`: none; with `--listen` on port 0, free ports
+    /// are used for every Redis and Sentinel address that is not off).
+    #[arg(long, default_value = "127.0.0.1:16379")]
+    pub redis_listen: String,
+    /// The backup's Redis-protocol address (`off`: none).
+    #[arg(long, default_value = "127.0.0.1:16380")]
+    pub backup_redis_listen: String,
+    /// The master's Sentinel address (`off`: none).
+    #[arg(long, default_value = "127.0.0.1:26379")]
+    pub sentinel_listen: String,
+    /// The backup's Sentinel address (`off`: none).
+    #[arg(long, default_value = "127.0.0.1:26380")]
+    pub backup_sentinel_listen: String,
 }

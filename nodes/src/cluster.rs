@@ -58,6 +58,11 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
     let replicas = args.replicas.to_string();
     let path =
         |name: &str| dir.join(name).to_str().map(str::to_string).context("the cluster folder's path is not UTF-8");
+    let free = args.listen.ends_with(":0");
+    let redis_addr = |flag: &str| if free && flag != "off" { "127.0.0.1:0".to_string() } else { flag.to_string() };
+    let (redis, sentinel) = (redis_addr(&args.redis_listen), redis_addr(&args.sentinel_listen));
+    let (backup_redis, backup_sentinel) =
+        (redis_addr(&args.backup_redis_listen), redis_addr(&args.backup_sentinel_listen));
     let master_data = path("master")?;
     let master_args = [
         "master",
@@ -69,16 +74,35 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
         &replicas,
         "--data-dir",
         &master_data,
+        "--redis-listen",
+        &redis,
+        "--sentinel-listen",
+        &sentinel,
     ];
     nodes.push(spawn(exe, dir, "master", &master_args)?);
-    let addr = listening_addr(nodes.last_mut().expect("just pushed")).await?;
-    announce(&format!("master  {addr}  pid {}", pid(&nodes[0])));
+    let extra = endpoints(&redis, &sentinel);
+    let (addr, more) = listening_addrs(nodes.last_mut().expect("just pushed"), extra).await?;
+    announce(&format!("master  {addr}{more}  pid {}", pid(&nodes[0])));
     let backup_data = path("backup")?;
-    let backup_args =
-        ["backup", "--listen", &backup_listen, "--master", &addr, "--replicas", &replicas, "--data-dir", &backup_data];
+    let backup_args = [
+        "backup",
+        "--listen",
+        &backup_listen,
+        "--master",
+        &addr,
+        "--replicas",
+        &replicas,
+        "--data-dir",
+        &backup_data,
+        "--redis-listen",
+        &backup_redis,
+        "--sentinel-listen",
+        &backup_sentinel,
+    ];
     nodes.push(spawn(exe, dir, "backup", &backup_args)?);
-    let backup = listening_addr(nodes.last_mut().expect("just pushed")).await?;
-    announce(&format!("backup  {backup}  pid {}", pid(&nodes[1])));
+    let extra = endpoints(&backup_redis, &backup_sentinel);
+    let (backup, more) = listening_addrs(nodes.last_mut().expect("just pushed"), extra).await?;
+    announce(&format!("backup  {backup}{more}  pid {}", pid(&nodes[1])));
     for i in 1..=args.slaves {
         let name = format!("slave-{i}");
         let data = path(&name)?;
@@ -122,20 +146,38 @@ fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<No
     Ok(Node { name: name.to_string(), child, exited: false })
 }
 
-/// Reads the node's `listening on ADDR` line, then keeps draining its stdout.
-async fn listening_addr(node: &mut Node) -> anyhow::Result<String> {
+/// How many more `... listening on ADDR` lines a master-capable node prints.
+fn endpoints(redis: &str, sentinel: &str) -> usize {
+    match (redis, sentinel) {
+        ("off", _) => 0,
+        (_, "off") => 1,
+        _ => 2,
+    }
+}
+
+/// Reads the node's `listening on ADDR` line and `extra` more (`redis listening on ADDR`, ...),
+/// then keeps draining its stdout. Returns the address and the others as ` redis ADDR ...`.
+async fn listening_addrs(node: &mut Node, extra: usize) -> anyhow::Result<(String, String)> {
     let Some(stdout) = node.child.stdout.take() else { bail!("{} has no stdout", node.name) };
     let mut lines = BufReader::new(stdout).lines();
-    let wait = tokio::time::timeout(Duration::from_secs(10), lines.next_line());
-    let line = match wait.await {
-        Ok(Ok(Some(line))) => line,
-        Ok(Ok(None)) | Ok(Err(_)) => bail!("{} exited before listening; see its log", node.name),
-        Err(_) => bail!("{} did not start listening within 10 s", node.name),
-    };
-    let Some(addr) = line.strip_prefix("listening on ") else { bail!("{} said {line:?}", node.name) };
-    let addr = addr.trim().to_string();
+    let mut addr = None;
+    let mut more = String::new();
+    for _ in 0..=extra {
+        let wait = tokio::time::timeout(Duration::from_secs(10), lines.next_line());
+        let line = match wait.await {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) | Ok(Err(_)) => bail!("{} exited before listening; see its log", node.name),
+            Err(_) => bail!("{} did not start listening within 10 s", node.name),
+        };
+        let Some((what, at)) = line.split_once("listening on ") else { bail!("{} said {line:?}", node.name) };
+        match what.trim() {
+            "" => addr = Some(at.trim().to_string()),
+            what => more.push_str(&format!("  {what} {}", at.trim())),
+        }
+    }
+    let Some(addr) = addr else { bail!("{} did not say where it listens", node.name) };
     actix_rt::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(addr)
+    Ok((addr, more))
 }
 
 /// Logs nodes that exited since the last look.

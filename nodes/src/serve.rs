@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use net::{Incarnation, NodeId};
 
-use actors::master::{Heartbeat, MasterConfig, StepDown, WalConfig};
+use actors::master::{Heartbeat, MasterConfig, RedisConfig, StepDown, WalConfig};
 use actors::node::start_node;
 use actors::slave::{start_slave, SlaveConfig};
 
@@ -39,11 +39,22 @@ pub async fn shutdown_signal() {
 
 pub fn run_master(args: MasterArgs) -> anyhow::Result<()> {
     let peer = (args.backup != "off").then_some(args.backup);
-    run_server(&args.listen, &args.id, args.data_dir, peer, true, args.common)
+    let redis = redis_config(&args.redis_listen, &args.sentinel_listen, &args.common);
+    run_server(&args.listen, &args.id, args.data_dir, peer, true, redis, args.common)
 }
 
 pub fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
-    run_server(&args.listen, &args.id, args.data_dir, Some(args.master), false, args.common)
+    let redis = redis_config(&args.redis_listen, &args.sentinel_listen, &args.common);
+    run_server(&args.listen, &args.id, args.data_dir, Some(args.master), false, redis, args.common)
+}
+
+fn redis_config(listen: &str, sentinel: &str, args: &ServerArgs) -> Option<RedisConfig> {
+    (listen != "off").then(|| RedisConfig {
+        listen: listen.to_string(),
+        sentinel_listen: (sentinel != "off").then(|| sentinel.to_string()),
+        cluster_name: args.cluster_name.clone(),
+        advertised: String::new(),
+    })
 }
 
 fn run_server(
@@ -52,6 +63,7 @@ fn run_server(
     data_dir: PathBuf,
     peer: Option<String>,
     prefer_master: bool,
+    redis: Option<RedisConfig>,
     args: ServerArgs,
 ) -> anyhow::Result<()> {
     let ms = Duration::from_millis;
@@ -76,10 +88,17 @@ fn run_server(
         peer_wait: ms(args.peer_wait_ms),
         takeover_wait: ms(args.takeover_wait_ms),
         step_down: Some(StepDown(Arc::new(restart_self))),
+        redis,
     };
     actix_rt::System::new().block_on(async move {
         let node = start_node(listen, config).await.with_context(|| format!("node on {}", data_dir.display()))?;
         announce(&format!("listening on {}", node.addr));
+        if let Some(addr) = node.redis_addr {
+            announce(&format!("redis listening on {addr}"));
+        }
+        if let Some(addr) = node.sentinel_addr {
+            announce(&format!("sentinel listening on {addr}"));
+        }
         tracing::info!(addr = %node.addr, replicas = args.replicas, "node started");
         shutdown_signal().await;
         Ok(())

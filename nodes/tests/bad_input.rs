@@ -192,6 +192,7 @@ impl FakeMaster {
         let hello = read_frame::<ToServer>(&mut stream);
         let ToServer::Hello(Hello { role, .. }) = hello else { panic!("expected Hello, got {hello:?}") };
         let welcome = Welcome {
+            redis: None,
             protocol: PROTOCOL_VERSION,
             node: net::NodeId("fake".into()),
             role: ServerRole::Master,

@@ -129,6 +129,7 @@ fn damage_in_the_middle_of_the_log_stops_startup_and_changes_nothing() {
     let data_dir = cluster.dir.join("master-data");
     let out = std::process::Command::new(support::NODES)
         .args(["master", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()])
+        .args(["--redis-listen", "off", "--sentinel-listen", "off"])
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
@@ -143,6 +144,7 @@ fn a_second_master_on_the_same_data_directory_refuses_to_start() {
     let data_dir = cluster.dir.join("master-data");
     let out = std::process::Command::new(support::NODES)
         .args(["master", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()])
+        .args(["--redis-listen", "off", "--sentinel-listen", "off"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

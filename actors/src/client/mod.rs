@@ -72,7 +72,7 @@ fn key_of(key: impl Into<Bytes>) -> Result<Key, Error> {
 
 fn written(reply: ClientReply) -> Result<Version, Error> {
     match reply {
-        ClientReply::Written { version } => Ok(version),
+        ClientReply::Written { version, .. } => Ok(version),
         other => Err(unexpected(other)),
     }
 }

@@ -395,6 +395,7 @@ impl CoordinatorActor {
             epoch: self.core.epoch(),
             replicas: self.core.replicas() as u32,
             keys: map.keys,
+            values: map.values,
             under_replicated: map.under_replicated,
             slaves: self
                 .slaves

@@ -76,6 +76,8 @@ pub struct WritePlan {
     /// Whether the entry must also be durable in the master's log before the write completes
     /// (a client write); copies of entries the log already has do not wait for it.
     pub log: bool,
+    /// For a client write: the key held a value before it (the master's previous entry).
+    pub existed: bool,
 }
 
 /// Ask `targets` for `key` until `needed` counting answers are in, then repair.
@@ -144,6 +146,7 @@ pub struct Found {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MapStatus {
     pub keys: u64,
+    pub values: u64,
     pub under_replicated: u64,
     pub placed: BTreeMap<NodeId, u64>,
 }
@@ -320,6 +323,7 @@ impl<T> Coordinator<T> {
                     .collect(),
                 needed: needed - have.len(),
                 log: false,
+                existed: false,
             }),
             Some(_) | None => None,
         };
@@ -380,6 +384,7 @@ impl<T> Coordinator<T> {
         let mut status = MapStatus { keys: self.keys.len() as u64, ..MapStatus::default() };
         let target = self.replicas.min(self.live.len());
         for state in self.keys.values() {
+            status.values += u64::from(state.entry.as_ref().is_some_and(|e| e.value.is_some()));
             let mut good = 0;
             for member in &state.members {
                 *status.placed.entry(member.node.clone()).or_default() += 1;
@@ -501,6 +506,7 @@ impl<T> Coordinator<T> {
             targets: vec![Target { node: node.clone(), incarnation, counts: false }],
             needed: 1,
             log: false,
+            existed: false,
         })
     }
 
@@ -540,6 +546,7 @@ impl<T> Coordinator<T> {
                         targets: targets.into_iter().filter(|t| !t.counts).collect(),
                         needed: needed - counting,
                         log: false,
+                        existed: false,
                     };
                     self.pending.insert(key, vec![(op, token)]);
                     return Effect::Seed { plan };
@@ -558,10 +565,12 @@ impl<T> Coordinator<T> {
     fn write(&mut self, key: Key, value: Option<Value>, targets: Vec<Target>, needed: usize, token: T) -> Effect<T> {
         let version = self.next_version();
         let entry = Entry { version, value };
+        let mut existed = false;
         if let Some(state) = self.keys.get_mut(&key) {
+            existed = state.entry.as_ref().is_some_and(|e| e.value.is_some());
             state.entry = Some(entry.clone());
         }
-        Effect::Write { token, plan: WritePlan { key, entry, targets, needed, log: true } }
+        Effect::Write { token, plan: WritePlan { key, entry, targets, needed, log: true, existed } }
     }
 
     fn next_version(&mut self) -> Version {

@@ -82,6 +82,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, c
         role: view.role,
         epoch: view.epoch,
         last_lsn: view.last_lsn,
+        redis: config.redis.as_ref().map(|r| r.advertised.clone()),
     };
     if let PeerRole::Peer { id, epoch, .. } = &role {
         if let (Some((coordinator, _)), true) = (&view.serving, *epoch > view.epoch) {

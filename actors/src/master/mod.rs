@@ -68,4 +68,19 @@ pub struct MasterConfig {
     /// How long a new master waits for slaves' inventories before serving with fewer.
     pub takeover_wait: Duration,
     pub step_down: Option<StepDown>,
+    /// The Redis-protocol endpoint, if it is on.
+    pub redis: Option<RedisConfig>,
+}
+
+/// The Redis-protocol endpoint and its Sentinel-compatible discovery.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// Where to serve RESP (`None`: the endpoint is off).
+    pub listen: String,
+    /// Where to answer Sentinel queries (`None`: off).
+    pub sentinel_listen: Option<String>,
+    /// The name Sentinel clients ask for (`mymaster` by default).
+    pub cluster_name: String,
+    /// The address Redis clients reach this node at: the bound address, filled in at start.
+    pub advertised: String,
 }

@@ -109,9 +109,9 @@ impl WriteAggregator {
             return;
         };
         match completion {
-            Completion::Client(caller) => {
-                caller.answer(result.map(|()| ClientReply::Written { version: self.plan.entry.version }))
-            }
+            Completion::Client(caller) => caller.answer(
+                result.map(|()| ClientReply::Written { version: self.plan.entry.version, existed: self.plan.existed }),
+            ),
             Completion::Seed => self.coordinator.do_send(Seeded { key: self.plan.key.clone(), ok: result.is_ok() }),
             Completion::Refill { node, incarnation } => {
                 self.coordinator.do_send(Refilled { key: self.plan.key.clone(), node, incarnation, ok: result.is_ok() })

@@ -28,6 +28,7 @@ use crate::master::coordinator::SlaveWait;
 use crate::master::quorum::majority;
 use crate::master::wal_writer::{AppendDurable, LogEntry, WalWriter};
 use crate::master::{listener, MasterConfig};
+use crate::resp::{self, session::Shared, Endpoint};
 use crate::wal::{recover, DataDir};
 use role::{NodeActor, Promote};
 use standby::{next_epoch, standby_wal, Standby};
@@ -36,12 +37,31 @@ use standby::{next_epoch, standby_wal, Standby};
 pub struct Node {
     pub addr: SocketAddr,
     pub node: Addr<NodeActor>,
+    /// The Redis-protocol endpoint, if on.
+    pub redis_addr: Option<SocketAddr>,
+    /// The Sentinel-compatible endpoint, if on.
+    pub sentinel_addr: Option<SocketAddr>,
+}
+
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), Error> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+    let bound = listener.local_addr().map_err(|e| Error::io("cannot read the listening address", e))?;
+    Ok((listener, bound))
 }
 
 /// Binds `listen`, recovers the data directory, and starts as master or standby.
-pub async fn start_node(listen: &str, config: MasterConfig) -> Result<Node, Error> {
-    let listener = TcpListener::bind(listen).await.map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
-    let addr = listener.local_addr().map_err(|e| Error::io("cannot read the listening address", e))?;
+pub async fn start_node(listen: &str, mut config: MasterConfig) -> Result<Node, Error> {
+    let (listener, addr) = bind(listen).await?;
+    let mut redis = None;
+    let mut sentinel = None;
+    if let Some(redis_config) = &mut config.redis {
+        let (listener, bound) = bind(&redis_config.listen).await?;
+        redis_config.advertised = bound.to_string();
+        redis = Some((listener, bound));
+        if let Some(listen) = &redis_config.sentinel_listen {
+            sentinel = Some(bind(listen).await?);
+        }
+    }
     let (path, default_parity) = (config.data_dir.clone(), u64::from(!config.prefer_master));
     let (dir, recovered, parity) = actix_rt::task::spawn_blocking(move || {
         let dir = DataDir::open(&path)?;
@@ -58,6 +78,16 @@ pub async fn start_node(listen: &str, config: MasterConfig) -> Result<Node, Erro
     let config = Arc::new(config);
     let node = NodeActor::new(config.clone(), recorded, last_lsn).start();
     actix_rt::spawn(listener::serve(listener, node.clone(), config.clone()));
+    let redis_addr = redis.as_ref().map(|(_, bound)| *bound);
+    let sentinel_addr = sentinel.as_ref().map(|(_, bound)| *bound);
+    if let Some(redis_config) = &config.redis {
+        for (endpoint, bound) in [(Endpoint::Data, redis), (Endpoint::Sentinel, sentinel)] {
+            let Some((listener, _)) = bound else { continue };
+            let shared =
+                Shared { node: node.clone(), node_id: config.node.to_string(), config: redis_config.clone(), endpoint };
+            actix_rt::spawn(resp::serve(listener, Arc::new(shared)));
+        }
+    }
 
     match decide(&config, recorded, last_lsn, parity).await {
         Decision::Master => {
@@ -80,7 +110,7 @@ pub async fn start_node(listen: &str, config: MasterConfig) -> Result<Node, Erro
             Standby::new(config.clone(), master, parity, dir, wal, node_addr, recovered).start();
         }
     }
-    Ok(Node { addr, node })
+    Ok(Node { addr, node, redis_addr, sentinel_addr })
 }
 
 enum Decision {

@@ -21,6 +21,7 @@ enum Role {
     /// Deciding, or following `master` (if known).
     Standby {
         master: Option<String>,
+        master_redis: Option<String>,
     },
     Master {
         coordinator: Addr<CoordinatorActor>,
@@ -37,7 +38,7 @@ pub struct NodeActor {
 
 impl NodeActor {
     pub fn new(config: Arc<MasterConfig>, epoch: Epoch, last_lsn: Lsn) -> Self {
-        NodeActor { config, role: Role::Standby { master: None }, epoch, last_lsn }
+        NodeActor { config, role: Role::Standby { master: None, master_redis: None }, epoch, last_lsn }
     }
 }
 
@@ -79,6 +80,8 @@ pub struct NodeView {
     pub last_lsn: Lsn,
     /// Where clients should go when this node is not master.
     pub master: Option<String>,
+    /// Where Redis clients should go when this node is not master (if known).
+    pub master_redis: Option<String>,
     pub serving: Option<(Addr<CoordinatorActor>, Addr<WalWriter>)>,
 }
 
@@ -91,6 +94,8 @@ pub struct Describe;
 #[rtype(result = "()")]
 pub struct Following {
     pub master: String,
+    /// The master's Redis-protocol address, if it serves one.
+    pub redis: Option<String>,
     pub epoch: Epoch,
     pub last_lsn: Lsn,
 }
@@ -111,11 +116,12 @@ impl Handler<Describe> for NodeActor {
 
     fn handle(&mut self, _msg: Describe, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(match &self.role {
-            Role::Standby { master } => NodeView {
+            Role::Standby { master, master_redis } => NodeView {
                 role: ServerRole::Standby,
                 epoch: self.epoch,
                 last_lsn: self.last_lsn,
                 master: master.clone().or_else(|| self.config.peer.clone()),
+                master_redis: master_redis.clone(),
                 serving: None,
             },
             Role::Master { coordinator, wal } => NodeView {
@@ -123,6 +129,7 @@ impl Handler<Describe> for NodeActor {
                 epoch: self.epoch,
                 last_lsn: self.last_lsn,
                 master: None,
+                master_redis: self.config.redis.as_ref().map(|r| r.advertised.clone()),
                 serving: Some((coordinator.clone(), wal.clone())),
             },
         })
@@ -135,8 +142,9 @@ impl Handler<Following> for NodeActor {
     fn handle(&mut self, msg: Following, _ctx: &mut Context<Self>) {
         self.epoch = self.epoch.max(msg.epoch);
         self.last_lsn = msg.last_lsn;
-        if let Role::Standby { master } = &mut self.role {
+        if let Role::Standby { master, master_redis } = &mut self.role {
             *master = Some(msg.master);
+            *master_redis = msg.redis;
         }
     }
 }

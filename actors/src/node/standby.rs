@@ -121,6 +121,7 @@ impl Standby {
             master: addr,
             epoch: welcome.epoch.max(self.epoch),
             last_lsn: self.acked,
+            redis: welcome.redis,
         });
     }
 

@@ -45,8 +45,20 @@ pub const NODE_NAMES: [&str; 2] = ["master", "backup"];
 
 /// Failure detection for master and backup: heartbeats every 100 ms, a slave or master silent
 /// for 800 ms is given up.
-pub const NODE_FLAGS: &[&str] =
-    &["--heartbeat-ms", "100", "--failover-after-ms", "800", "--slave-timeout-ms", "800", "--peer-wait-ms", "500"];
+pub const NODE_FLAGS: &[&str] = &[
+    "--heartbeat-ms",
+    "100",
+    "--failover-after-ms",
+    "800",
+    "--slave-timeout-ms",
+    "800",
+    "--peer-wait-ms",
+    "500",
+    "--redis-listen",
+    "off",
+    "--sentinel-listen",
+    "off",
+];
 
 /// Failure detection for slaves: a master silent for 800 ms is given up.
 pub const SLAVE_FLAGS: &[&str] = &["--master-timeout-ms", "800"];

@@ -151,6 +151,7 @@ async fn serve(stream: tokio::net::TcpStream, behaviour: Behaviour, store: Store
     while let Some(Ok(frame)) = framed.next().await {
         let reply = match frame {
             ToServer::Hello(_) => FromServer::Welcome(Welcome {
+                redis: None,
                 protocol: PROTOCOL_VERSION,
                 node: NodeId("fake".into()),
                 role: ServerRole::Master,
@@ -171,7 +172,7 @@ async fn serve(stream: tokio::net::TcpStream, behaviour: Behaviour, store: Store
 }
 
 async fn answer(behaviour: &Behaviour, store: &Store, op: ClientOp, seq: u64) -> Result<ClientReply, WireError> {
-    let written = Ok(ClientReply::Written { version: Version::new(1, seq) });
+    let written = Ok(ClientReply::Written { version: Version::new(1, seq), existed: false });
     match (behaviour, op) {
         (_, ClientOp::Status) => Ok(ClientReply::Status(StatusReport {
             node: NodeId("fake".into()),
@@ -179,6 +180,7 @@ async fn answer(behaviour: &Behaviour, store: &Store, op: ClientOp, seq: u64) ->
             epoch: Epoch(1),
             replicas: 1,
             keys: 0,
+            values: 0,
             under_replicated: 0,
             slaves: Vec::new(),
             last_lsn: net::Lsn(0),

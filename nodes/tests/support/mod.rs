@@ -20,7 +20,18 @@ pub const NOWHERE: &str = "127.0.0.1:1";
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Fast failure detection for tests.
-pub const MASTER_FLAGS: &[&str] = &["--heartbeat-ms", "100", "--slave-timeout-ms", "800", "--backup", "off"];
+pub const MASTER_FLAGS: &[&str] = &[
+    "--heartbeat-ms",
+    "100",
+    "--slave-timeout-ms",
+    "800",
+    "--backup",
+    "off",
+    "--redis-listen",
+    "off",
+    "--sentinel-listen",
+    "off",
+];
 pub const SLAVE_FLAGS: &[&str] = &["--master-timeout-ms", "800"];
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
@@ -73,6 +84,18 @@ impl Proc {
             panic!("{} printed {line:?} instead of its address; log:\n{}", self.name, self.log_text())
         });
         addr.to_string()
+    }
+
+    /// Waits for the next stdout line, which must start with `prefix` (`redis listening on `,
+    /// for instance), and returns the rest.
+    pub fn announced(&mut self, prefix: &str) -> String {
+        let mut line = String::new();
+        let stdout = self.stdout.as_mut().expect("stdout");
+        stdout.read_line(&mut line).expect("read stdout");
+        match line.trim().strip_prefix(prefix) {
+            Some(rest) => rest.to_string(),
+            None => panic!("{} printed {line:?}, not {prefix:?}; log:\n{}", self.name, self.log_text()),
+        }
     }
 
     /// The raw stdout, for processes that print more than their address.
@@ -144,8 +167,20 @@ pub struct Cluster {
 }
 
 /// Flags for master-capable nodes in clusters with a backup: fast failure detection.
-pub const PAIR_FLAGS: &[&str] =
-    &["--heartbeat-ms", "100", "--slave-timeout-ms", "800", "--failover-after-ms", "800", "--peer-wait-ms", "500"];
+pub const PAIR_FLAGS: &[&str] = &[
+    "--heartbeat-ms",
+    "100",
+    "--slave-timeout-ms",
+    "800",
+    "--failover-after-ms",
+    "800",
+    "--peer-wait-ms",
+    "500",
+    "--redis-listen",
+    "off",
+    "--sentinel-listen",
+    "off",
+];
 
 /// A free loopback port (bound and released: good enough for tests).
 pub fn free_addr() -> String {
