@@ -34,6 +34,7 @@ pub mod backoff;
 pub mod client;
 pub mod dial;
 pub mod error;
+pub mod limit;
 pub mod master;
 pub mod mutation;
 pub mod node;

@@ -99,6 +99,10 @@ pub struct ServerArgs {
     /// How long a new master waits for slaves to come back before serving with fewer.
     #[arg(long, default_value_t = 5000)]
     pub takeover_wait_ms: u64,
+    /// Open connections each listener accepts at most (clients, slaves and the peer count on
+    /// the native one); more are answered with an error and closed.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
     /// Time a new connection has to send its handshake.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout_ms: u64,

@@ -73,6 +73,7 @@ fn run_server(
         request_timeout: ms(args.request_timeout_ms),
         heartbeat: Heartbeat { interval: ms(args.heartbeat_ms), timeout: ms(args.slave_timeout_ms) },
         handshake_timeout: ms(args.handshake_timeout_ms),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         seed: rand::random(),
         repair_concurrency: args.repair_concurrency,
         data_dir: data_dir.clone(),

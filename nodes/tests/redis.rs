@@ -346,3 +346,32 @@ fn a_sentinel_aware_client_follows_a_takeover_and_loses_nothing() {
     assert_eq!(summary["first"], master.as_str(), "Sentinel names the master at first");
     assert_eq!(summary["master"], backup.as_str(), "Sentinel names the backup after the takeover");
 }
+
+#[test]
+fn the_connection_cap_holds_and_those_connected_keep_being_served() {
+    let mut flags = REDIS_FLAGS.to_vec();
+    flags.extend(["--max-connections", "2"]);
+    let mut cluster = Cluster::start("redis-cap", 1, &flags);
+    cluster.wait_status("a quiet native listener", |s| s["slaves"].as_array().is_some_and(|a| a.len() == 1));
+    let addr = cluster.master.announced("redis listening on ");
+    let (mut first, mut second) = (connect(&addr), connect(&addr));
+    assert_eq!(cmd::<String>(&mut first, &[b"SET", b"k", b"v"]).unwrap(), "OK");
+    let answer = raw_exchange(&addr, b"PING\r\n", usize::MAX);
+    assert_eq!(answer, "-ERR max number of clients reached\r\n");
+    assert_eq!(cmd::<String>(&mut second, &[b"GET", b"k"]).unwrap(), "v", "those connected are served");
+    drop(first);
+    // A closed connection frees its place.
+    let deadline = Instant::now() + DEADLINE;
+    while raw_exchange(&addr, b"PING\r\n", usize::MAX) != "+PONG\r\n" {
+        assert!(Instant::now() < deadline, "the freed place was never given back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The native listener has its own cap; the slave holds one of its two places.
+    let native = &cluster.addr;
+    let _one = TcpStream::connect(native).expect("connect");
+    let mut over = TcpStream::connect(native).expect("connect");
+    over.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut reply = Vec::new();
+    let _ = over.read_to_end(&mut reply);
+    assert!(String::from_utf8_lossy(&reply).contains("too many connections"), "{reply:?}");
+}

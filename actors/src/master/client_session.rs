@@ -23,6 +23,8 @@ pub struct ClientSession {
     closing: bool,
     /// The client closed its side: stop once every answer has gone out.
     half_closed: bool,
+    /// The in-flight cap was hit and logged (once per connection).
+    warned_busy: bool,
 }
 
 impl ClientSession {
@@ -40,6 +42,7 @@ impl ClientSession {
             in_flight: 0,
             closing: false,
             half_closed: false,
+            warned_busy: false,
         }
     }
 
@@ -70,6 +73,10 @@ impl StreamHandler<Result<ToServer, NetError>> for ClientSession {
         match frame {
             Ok(ToServer::Request { id, op }) => {
                 if self.in_flight >= MAX_IN_FLIGHT {
+                    if !self.warned_busy {
+                        self.warned_busy = true;
+                        tracing::warn!(peer = %self.peer, max = MAX_IN_FLIGHT, "refusing requests: too many in flight");
+                    }
                     let err = WireError::unavailable(format!("more than {MAX_IN_FLIGHT} requests in flight"));
                     self.outbox.send(FromServer::Response { id, result: Err(err) });
                     return;

@@ -24,6 +24,7 @@ use super::client_session::ClientSession;
 use super::coordinator::{Deposed, SlaveJoined};
 use super::slave_proxy::SlaveProxy;
 use super::MasterConfig;
+use crate::limit::{holding, ConnectionLimit, Slot};
 use crate::node::role::{Describe, NodeActor};
 use crate::outbox::{drain, frames, Outbox};
 
@@ -31,13 +32,23 @@ type ServerReader = FramedRead<tokio::net::tcp::OwnedReadHalf, MsgCodec<ToServer
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts connections forever.
+/// Accepts connections forever, at most `--max-connections` open at once.
 pub async fn serve(listener: TcpListener, node: Addr<NodeActor>, config: Arc<MasterConfig>) {
+    let limit = ConnectionLimit::new(config.max_connections);
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                actix_rt::spawn(handshake(stream, peer, node.clone(), config.clone()));
-            }
+            Ok((stream, peer)) => match limit.try_take() {
+                Some(slot) => {
+                    actix_rt::spawn(handshake(stream, peer, node.clone(), config.clone(), slot));
+                }
+                None => {
+                    tracing::warn!(%peer, max = limit.max(), "refusing a connection: too many open");
+                    let (read, write) = stream.into_split();
+                    let reader: ServerReader = FramedRead::new(read, MsgCodec::new());
+                    let err = WireError::unavailable(format!("too many connections (at most {})", limit.max()));
+                    actix_rt::spawn(refuse(peer, reader, write, err));
+                }
+            },
             Err(err) => {
                 tracing::error!(%err, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -46,7 +57,7 @@ pub async fn serve(listener: TcpListener, node: Addr<NodeActor>, config: Arc<Mas
     }
 }
 
-async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, config: Arc<MasterConfig>) {
+async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, config: Arc<MasterConfig>, slot: Slot) {
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %err, "set_nodelay failed");
     }
@@ -98,7 +109,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, c
         PeerRole::Client => {
             let outbox = Outbox::spawn(write);
             ClientSession::create(move |ctx| {
-                ctx.add_stream(frames(reader));
+                ctx.add_stream(holding(frames(reader), slot));
                 ClientSession::new(peer, outbox, coordinator, welcome)
             });
         }
@@ -117,7 +128,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, c
             let proxy_coordinator = coordinator.clone();
             let node = id.clone();
             let proxy = SlaveProxy::create(move |ctx| {
-                ctx.add_stream(frames(reader));
+                ctx.add_stream(holding(frames(reader), slot));
                 SlaveProxy::new(node, conn, peer, outbox, proxy_coordinator, welcome, heartbeat)
             });
             coordinator.do_send(SlaveJoined { node: id, incarnation, max_version, keys, addr: peer, conn, proxy });
@@ -137,7 +148,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, c
             let from = if epoch == view.epoch { next_lsn } else { Lsn(0) };
             let outbox = Outbox::spawn(write);
             BackupSession::create(move |ctx| {
-                ctx.add_stream(frames(reader));
+                ctx.add_stream(holding(frames(reader), slot));
                 BackupSession::new(id, peer, outbox, coordinator, wal, welcome, from)
             });
         }

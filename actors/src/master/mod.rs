@@ -47,6 +47,8 @@ pub struct MasterConfig {
     pub heartbeat: Heartbeat,
     /// How long a new connection may take to send its `Hello`.
     pub handshake_timeout: Duration,
+    /// Open connections each listener accepts at most (native and Redis alike).
+    pub max_connections: usize,
     /// Seed for placement.
     pub seed: u64,
     /// Background refills and placements in flight at once, so repair never crowds out

@@ -85,7 +85,7 @@ pub async fn start_node(listen: &str, mut config: MasterConfig) -> Result<Node, 
             let Some((listener, _)) = bound else { continue };
             let shared =
                 Shared { node: node.clone(), node_id: config.node.to_string(), config: redis_config.clone(), endpoint };
-            actix_rt::spawn(resp::serve(listener, Arc::new(shared)));
+            actix_rt::spawn(resp::serve(listener, Arc::new(shared), config.max_connections));
         }
     }
 

@@ -26,12 +26,16 @@ use tokio_util::codec::FramedRead;
 use codec::RespCodec;
 use session::{RespSession, Shared};
 
-use crate::outbox::{decoded, Outbox};
+use crate::limit::{holding, ConnectionLimit};
+use crate::outbox::{decoded, drain, Outbox};
+use bytes::Bytes;
 
 pub use command::Endpoint;
 
-/// Accepts Redis-protocol connections forever; each gets a [`RespSession`].
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts Redis-protocol connections forever, at most `max_connections` open at once; each
+/// gets a [`RespSession`].
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connections: usize) {
+    let limit = ConnectionLimit::new(max_connections);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -39,10 +43,19 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     tracing::debug!(%peer, %err, "set_nodelay failed");
                 }
                 let (read, write) = stream.into_split();
+                let outbox = Outbox::spawn_raw(write);
+                let Some(slot) = limit.try_take() else {
+                    tracing::warn!(%peer, max = limit.max(), "refusing a Redis connection: too many open");
+                    // Redis's own words; the outbox closes the connection once they are out.
+                    outbox.send(Bytes::from_static(b"-ERR max number of clients reached\r\n"));
+                    actix_rt::spawn(drain(read));
+                    continue;
+                };
                 let shared = shared.clone();
                 RespSession::create(move |ctx| {
-                    actix::AsyncContext::add_stream(ctx, decoded(FramedRead::new(read, RespCodec)));
-                    RespSession::new(peer, shared, Outbox::spawn_raw(write))
+                    let requests = holding(decoded(FramedRead::new(read, RespCodec)), slot);
+                    actix::AsyncContext::add_stream(ctx, requests);
+                    RespSession::new(peer, shared, outbox)
                 });
             }
             Err(err) => {

@@ -248,6 +248,7 @@ impl RespSession {
     fn dispatch(&mut self, kind: Kind, ops: Vec<ClientOp>, ctx: &mut Context<Self>) {
         let Route::Master(coordinator) = &self.route else { return };
         if self.in_flight + ops.len() > MAX_IN_FLIGHT {
+            tracing::debug!(peer = %self.peer, max = MAX_IN_FLIGHT, "refusing a command: too many in flight");
             return self.push(Reply::error(format!(
                 "BUSY more than {MAX_IN_FLIGHT} requests in flight on this connection; read the replies first"
             )));
