@@ -146,7 +146,7 @@ pub fn parse(args: &[Bytes], endpoint: Endpoint) -> Result<Command, Reply> {
         }
         b"select" => {
             arity(rest.len() == 1)?;
-            match std::str::from_utf8(&rest[0]).ok().and_then(|s| s.parse::<i64>().ok()) {
+            match integer(&rest[0]) {
                 Some(0) => Ok(Command::Select),
                 Some(_) => Err(Reply::error("ERR DB index is out of range")),
                 None => Err(Reply::error("ERR value is not an integer or out of range")),
@@ -214,7 +214,7 @@ fn client(rest: &[Bytes]) -> Result<Command, Reply> {
 
 fn hello(rest: &[Bytes]) -> Result<Command, Reply> {
     if let Some(version) = rest.first() {
-        match std::str::from_utf8(version).ok().and_then(|s| s.parse::<i64>().ok()) {
+        match integer(version) {
             Some(2) => {}
             Some(_) => return Err(Reply::error("NOPROTO unsupported protocol version")),
             None => return Err(Reply::error("ERR Protocol version is not an integer or out of range")),
@@ -266,6 +266,10 @@ fn sentinel(rest: &[Bytes]) -> Result<Command, Reply> {
         _ => Err(unknown_subcommand(&sub, "SENTINEL")),
     }
     .map(Command::Sentinel)
+}
+
+fn integer(raw: &[u8]) -> Option<i64> {
+    std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
 fn key(raw: &Bytes) -> Result<Key, Reply> {

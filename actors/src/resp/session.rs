@@ -22,7 +22,7 @@ use actix::prelude::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Co
 use actix::WrapFuture;
 use bytes::{Bytes, BytesMut};
 
-use net::{ClientOp, ClientReply, RequestId, ServerRole, StatusReport, WireError};
+use net::{ClientOp, ClientReply, ServerRole, StatusReport, WireError};
 
 use super::codec::RespError;
 use super::command::{parse, Command, CommandInfo, Endpoint, SentinelCommand, TABLE};
@@ -164,10 +164,12 @@ impl RespSession {
     fn run(&mut self, command: Command, ctx: &mut Context<Self>) {
         let needs_view = match &command {
             Command::Role | Command::Info(_) | Command::Sentinel(_) => true,
-            Command::Get(_) | Command::Set(..) | Command::Del(_) | Command::Exists(_) | Command::MGet(_) => {
-                !matches!(self.route, Route::Master(_))
-            }
-            Command::DbSize => !matches!(self.route, Route::Master(_)),
+            Command::Get(_)
+            | Command::Set(..)
+            | Command::Del(_)
+            | Command::Exists(_)
+            | Command::MGet(_)
+            | Command::DbSize => !matches!(self.route, Route::Master(_)),
             _ => false,
         };
         if !needs_view {
@@ -211,11 +213,11 @@ impl RespSession {
             }
             Command::Role => self.role(view.as_ref()),
             Command::Sentinel(sentinel) => self.sentinel(sentinel, view.as_ref()),
-            Command::Info(sections) if self.shared.endpoint == Endpoint::Sentinel => Reply::bulk(format!(
+            // The Sentinel port has one section, whatever was asked.
+            Command::Info(_) if self.shared.endpoint == Endpoint::Sentinel => Reply::bulk(format!(
                 "# Sentinel\r\nsentinel_masters:1\r\nmaster0:name={}\r\n",
                 self.shared.config.cluster_name
-            ))
-            .filter_sections(&sections),
+            )),
             Command::Info(sections) => match &self.route {
                 Route::Master(_) => return self.dispatch(Kind::Info(sections), vec![ClientOp::Status], ctx),
                 _ => Reply::bulk(self.info_text(None, view.as_ref(), &sections)),
@@ -253,19 +255,18 @@ impl RespSession {
                 "BUSY more than {MAX_IN_FLIGHT} requests in flight on this connection; read the replies first"
             )));
         }
-        let base = self.next_id;
-        self.next_id += ops.len() as u64;
-        self.in_flight += ops.len();
+        let (base, count) = (self.next_id, ops.len());
+        self.next_id += count as u64;
+        self.in_flight += count;
         let recipient = ctx.address().recipient();
-        for (i, op) in ops.iter().enumerate() {
-            let id: RequestId = base + i as u64;
-            coordinator.do_send(Execute { id, op: op.clone(), reply: recipient.clone() });
+        for (id, op) in (base..).zip(ops) {
+            coordinator.do_send(Execute { id, op, reply: recipient.clone() });
         }
         self.slots.push_back(Slot {
             base,
             kind: Some(kind),
-            parts: vec![None; ops.len()],
-            missing: ops.len(),
+            parts: vec![None; count],
+            missing: count,
             reply: None,
             last: false,
         });
@@ -443,40 +444,41 @@ impl RespSession {
 
     /// Turns a slot's answers into its reply.
     fn complete(&mut self, kind: Kind, parts: Vec<Option<Result<ClientReply, WireError>>>) -> Reply {
-        let mut answers = Vec::with_capacity(parts.len());
-        for part in parts {
+        // The first failure is the reply; otherwise every part is an answer.
+        for part in &parts {
             match part {
-                Some(Ok(reply)) => answers.push(reply),
+                Some(Ok(_)) => {}
                 Some(Err(err)) => {
                     if matches!(err, WireError::NotMaster { .. } | WireError::StaleEpoch { .. }) {
                         self.route = Route::Unknown;
                     }
                     let read = matches!(kind, Kind::Get | Kind::Exists | Kind::MGet | Kind::DbSize | Kind::Info(_));
-                    return error_reply(&err, read);
+                    return error_reply(err, read);
                 }
                 None => return Reply::error("ERR internal: an answer is missing"),
             }
         }
-        let value = |reply: &ClientReply| match reply {
-            ClientReply::Value { value, .. } => value.clone(),
-            _ => None,
+        let mut answers = parts.into_iter().flatten().flatten();
+        let value = |reply: ClientReply| match reply {
+            ClientReply::Value { value: Some(value), .. } => Reply::Bulk(value.into_bytes()),
+            _ => Reply::Nil,
         };
         match kind {
-            Kind::Get => answers.first().and_then(value).map_or(Reply::Nil, |v| Reply::Bulk(v.into_bytes())),
+            Kind::Get => answers.next().map_or(Reply::Nil, value),
             Kind::Set => Reply::ok(),
-            Kind::Del => Reply::Int(
-                answers.iter().filter(|r| matches!(r, ClientReply::Written { existed: true, .. })).count() as i64,
-            ),
-            Kind::Exists => Reply::Int(answers.iter().filter(|r| value(r).is_some()).count() as i64),
-            Kind::MGet => Reply::Array(
-                answers.iter().map(|r| value(r).map_or(Reply::Nil, |v| Reply::Bulk(v.into_bytes()))).collect(),
-            ),
-            Kind::DbSize => match answers.first() {
+            Kind::Del => {
+                Reply::Int(answers.filter(|r| matches!(r, ClientReply::Written { existed: true, .. })).count() as i64)
+            }
+            Kind::Exists => {
+                Reply::Int(answers.filter(|r| matches!(r, ClientReply::Value { value: Some(_), .. })).count() as i64)
+            }
+            Kind::MGet => Reply::Array(answers.map(value).collect()),
+            Kind::DbSize => match answers.next() {
                 Some(ClientReply::Status(status)) => Reply::Int(status.values as i64),
                 _ => Reply::error("ERR internal: no status"),
             },
-            Kind::Info(sections) => match answers.first() {
-                Some(ClientReply::Status(status)) => Reply::bulk(self.info_text(Some(status), None, &sections)),
+            Kind::Info(sections) => match answers.next() {
+                Some(ClientReply::Status(status)) => Reply::bulk(self.info_text(Some(&status), None, &sections)),
                 _ => Reply::error("ERR internal: no status"),
             },
         }
@@ -485,13 +487,6 @@ impl RespSession {
 
 /// The Redis version this endpoint reports; clients use it to pick features.
 pub const REDIS_VERSION: &str = "7.2.0";
-
-impl Reply {
-    /// INFO on the Sentinel port ignores sections; kept as a method so the call reads simply.
-    fn filter_sections(self, _sections: &[String]) -> Reply {
-        self
-    }
-}
 
 fn split_addr(addr: Option<&str>) -> (String, i64) {
     let Some(addr) = addr else { return (String::new(), 0) };
