@@ -115,6 +115,15 @@ fn a_torn_tail_is_cut_with_a_warning_and_acknowledged_writes_remain() {
     assert_keys(&cluster, "t", 20);
 }
 
+/// Runs a master on `data_dir` to its exit (for data directories it must refuse).
+fn start_master_once(data_dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(support::NODES)
+        .args(["master", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()])
+        .args(["--redis-listen", "off", "--sentinel-listen", "off"])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn damage_in_the_middle_of_the_log_stops_startup_and_changes_nothing() {
     let mut cluster = Cluster::start("damage", 1, &[]);
@@ -127,11 +136,7 @@ fn damage_in_the_middle_of_the_log_stops_startup_and_changes_nothing() {
     std::fs::write(&log, &data).unwrap();
 
     let data_dir = cluster.dir.join("master-data");
-    let out = std::process::Command::new(support::NODES)
-        .args(["master", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()])
-        .args(["--redis-listen", "off", "--sentinel-listen", "off"])
-        .output()
-        .unwrap();
+    let out = start_master_once(&data_dir);
     assert_ne!(out.status.code(), Some(0));
     let err = stderr(&out);
     assert!(err.contains("corrupt at offset") && err.contains(log.file_name().unwrap().to_str().unwrap()), "{err}");
@@ -142,11 +147,7 @@ fn damage_in_the_middle_of_the_log_stops_startup_and_changes_nothing() {
 fn a_second_master_on_the_same_data_directory_refuses_to_start() {
     let cluster = Cluster::start("lock", 1, &[]);
     let data_dir = cluster.dir.join("master-data");
-    let out = std::process::Command::new(support::NODES)
-        .args(["master", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()])
-        .args(["--redis-listen", "off", "--sentinel-listen", "off"])
-        .output()
-        .unwrap();
+    let out = start_master_once(&data_dir);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("in use by another process"), "{}", stderr(&out));
     assert!(cluster.cli(&["put", "still", "serving"]).status.success());
