@@ -26,7 +26,8 @@ pub const COLUMNS: [&str; 15] = [
 ];
 
 /// One measured second. Latencies are in µs and 0 when the second had no operation of that kind.
-#[derive(Debug, Clone, PartialEq)]
+/// The harness writes these rows (as CSV and as JSON lines) and this crate reads them back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MetricsRow {
     pub second: u64,
     pub client_count: u64,

@@ -22,7 +22,7 @@ use crate::driver::{self, Connection, Driver};
 use crate::error::HarnessError;
 use crate::history::{History, ProcessIds};
 use crate::keys::KeySpace;
-use crate::metrics::{MetricsFiles, SecondRow};
+use crate::metrics::{second_row, MetricsFiles};
 use crate::progress::Progress;
 use crate::signal::Interrupt;
 use crate::stats::Tally;
@@ -127,7 +127,7 @@ async fn tick(
         progress.second(k, &second, length);
         if k > config.warmup_s {
             let n = k - config.warmup_s;
-            files.append(&SecondRow::new(n, config.clients, slaves.get(), &second, length))?;
+            files.append(&second_row(n, config.clients, slaves.get(), &second, length))?;
             total.absorb(&mut second);
             elapsed += length;
         }

@@ -13,78 +13,54 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::error::HarnessError;
 use crate::stats::Tally;
 
-/// The CSV header, in the order of [`SecondRow`]'s fields: the analysis tool's list, which is
-/// the contract between the two.
-pub use analysis::metrics_csv::COLUMNS;
+/// The CSV header and the row type are the analysis tool's: they are the contract between the
+/// two.
+pub use analysis::metrics_csv::{MetricsRow, COLUMNS};
 
-/// One measured second.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SecondRow {
-    pub second: u64,
-    pub client_count: u32,
-    pub slave_count: u32,
-    pub total_requests: u64,
-    pub success_count: u64,
-    pub error_count: u64,
-    pub read_latency_us: f64,
-    pub write_latency_us: f64,
-    pub throughput_rps: f64,
-    pub read_count: u64,
-    pub write_count: u64,
-    pub read_p50_us: f64,
-    pub read_p99_us: f64,
-    pub write_p50_us: f64,
-    pub write_p99_us: f64,
+/// The row for measured second `second`, which lasted `length`.
+pub fn second_row(second: u64, clients: u32, slaves: u32, tally: &Tally, length: Duration) -> MetricsRow {
+    let secs = length.as_secs_f64();
+    MetricsRow {
+        second,
+        client_count: u64::from(clients),
+        slave_count: u64::from(slaves),
+        total_requests: tally.requests(),
+        success_count: tally.successes(),
+        error_count: tally.error_count(),
+        read_latency_us: tally.reads.mean(),
+        write_latency_us: tally.writes.mean(),
+        throughput_rps: if secs > 0.0 { tally.successes() as f64 / secs } else { 0.0 },
+        read_count: tally.reads.count(),
+        write_count: tally.writes.count(),
+        read_p50_us: tally.reads.percentile(50.0),
+        read_p99_us: tally.reads.percentile(99.0),
+        write_p50_us: tally.writes.percentile(50.0),
+        write_p99_us: tally.writes.percentile(99.0),
+    }
 }
 
-impl SecondRow {
-    /// The row for measured second `second`, which lasted `length`.
-    pub fn new(second: u64, clients: u32, slaves: u32, tally: &Tally, length: Duration) -> SecondRow {
-        let secs = length.as_secs_f64();
-        SecondRow {
-            second,
-            client_count: clients,
-            slave_count: slaves,
-            total_requests: tally.requests(),
-            success_count: tally.successes(),
-            error_count: tally.error_count(),
-            read_latency_us: tally.reads.mean(),
-            write_latency_us: tally.writes.mean(),
-            throughput_rps: if secs > 0.0 { tally.successes() as f64 / secs } else { 0.0 },
-            read_count: tally.reads.count(),
-            write_count: tally.writes.count(),
-            read_p50_us: tally.reads.percentile(50.0),
-            read_p99_us: tally.reads.percentile(99.0),
-            write_p50_us: tally.writes.percentile(50.0),
-            write_p99_us: tally.writes.percentile(99.0),
-        }
-    }
-
-    fn csv_line(&self) -> String {
-        format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{:.1},{},{},{:.1},{:.1},{:.1},{:.1}\n",
-            self.second,
-            self.client_count,
-            self.slave_count,
-            self.total_requests,
-            self.success_count,
-            self.error_count,
-            self.read_latency_us,
-            self.write_latency_us,
-            self.throughput_rps,
-            self.read_count,
-            self.write_count,
-            self.read_p50_us,
-            self.read_p99_us,
-            self.write_p50_us,
-            self.write_p99_us,
-        )
-    }
+fn csv_line(row: &MetricsRow) -> String {
+    format!(
+        "{},{},{},{},{},{},{:.1},{:.1},{:.1},{},{},{:.1},{:.1},{:.1},{:.1}\n",
+        row.second,
+        row.client_count,
+        row.slave_count,
+        row.total_requests,
+        row.success_count,
+        row.error_count,
+        row.read_latency_us,
+        row.write_latency_us,
+        row.throughput_rps,
+        row.read_count,
+        row.write_count,
+        row.read_p50_us,
+        row.read_p99_us,
+        row.write_p50_us,
+        row.write_p99_us,
+    )
 }
 
 /// The two per-second files of one run.
@@ -109,11 +85,9 @@ impl MetricsFiles {
     }
 
     /// Appends `row` to both files and flushes them.
-    pub fn append(&mut self, row: &SecondRow) -> Result<(), HarnessError> {
+    pub fn append(&mut self, row: &MetricsRow) -> Result<(), HarnessError> {
         let (path, out) = &mut self.csv;
-        out.write_all(row.csv_line().as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(HarnessError::io(path.as_path()))?;
+        out.write_all(csv_line(row).as_bytes()).and_then(|()| out.flush()).map_err(HarnessError::io(path.as_path()))?;
         let (path, out) = &mut self.jsonl;
         serde_json::to_writer(&mut *out, row).map_err(HarnessError::json(path.as_path()))?;
         out.write_all(b"\n").and_then(|()| out.flush()).map_err(HarnessError::io(path.as_path()))
@@ -125,13 +99,13 @@ mod tests {
     use super::*;
     use crate::outcome::ErrorKind;
 
-    fn row() -> SecondRow {
+    fn row() -> MetricsRow {
         let mut tally = Tally::default();
         tally.record_ok(false, Duration::from_micros(800));
         tally.record_ok(true, Duration::from_micros(2000));
         tally.record_ok(true, Duration::from_micros(3000));
         tally.record_error(ErrorKind::Timeout);
-        SecondRow::new(4, 10, 3, &tally, Duration::from_millis(500))
+        second_row(4, 10, 3, &tally, Duration::from_millis(500))
     }
 
     #[test]
@@ -161,7 +135,7 @@ mod tests {
         assert_eq!((row.success_count, row.error_count, row.total_requests), (3, 1, 4));
         assert_eq!((row.read_count, row.write_count), (1, 2));
         assert_eq!(row.throughput_rps, 6.0);
-        let fields: Vec<String> = row.csv_line().trim().split(',').map(String::from).collect();
+        let fields: Vec<String> = csv_line(&row).trim().split(',').map(String::from).collect();
         assert_eq!(fields.len(), COLUMNS.len());
         assert_eq!(fields[0], "4");
         assert!(fields[7].parse::<f64>().expect("a float") >= 2000.0);
