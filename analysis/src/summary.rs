@@ -1,10 +1,11 @@
 //! `summary.json`: the harness's account of one whole run. Field names follow the contract in
-//! the harness issue; fields this crate does not know are ignored.
+//! the harness issue; fields this crate does not know are ignored. The parts both sides share
+//! (totals, latencies, load, CDFs) are also the types the harness writes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{read_file, Error, Result};
 
@@ -40,7 +41,7 @@ pub struct RunConfig {
 }
 
 /// Counts over the measured part of the run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Totals {
     pub requests: u64,
     pub success: u64,
@@ -52,14 +53,14 @@ pub struct Totals {
 }
 
 /// Latency statistics per operation kind.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Latencies {
     pub read: LatencyStats,
     pub write: LatencyStats,
 }
 
 /// Latency statistics of one operation kind, in microseconds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LatencyStats {
     pub count: u64,
     pub mean: f64,
@@ -71,7 +72,7 @@ pub struct LatencyStats {
 }
 
 /// One slave's share of the keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SlaveLoad {
     pub slave: String,
     pub keys_held: u64,
@@ -79,7 +80,7 @@ pub struct SlaveLoad {
 }
 
 /// Latency distributions as `(percentile 0..=100, latency in µs)` points.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LatencyCdf {
     pub read: Vec<(f64, f64)>,
     pub write: Vec<(f64, f64)>,

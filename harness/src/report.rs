@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::summary::{LatencySummary, Summary};
+use crate::summary::{LatencyStats, Summary};
 
 /// The table: per operation, count and latency percentiles in milliseconds; then errors.
 pub fn table(summary: &Summary) -> String {
@@ -44,7 +44,7 @@ pub fn table(summary: &Summary) -> String {
     out
 }
 
-fn row(l: &LatencySummary) -> String {
+fn row(l: &LatencyStats) -> String {
     let ms = |us: f64| us / 1000.0;
     format!(
         "{:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",

@@ -24,52 +24,20 @@ use crate::error::HarnessError;
 use crate::outcome::ErrorKind;
 use crate::stats::{Latencies, Tally};
 
+use analysis::summary::Latencies as ByOp;
+/// The parts of `summary.json` the analysis tool reads are its types: one contract.
+pub use analysis::summary::{LatencyCdf, LatencyStats, SlaveLoad, Totals};
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub config: RunConfig,
     /// True when Ctrl-C or SIGTERM ended the run early.
     pub interrupted: bool,
     pub totals: Totals,
-    pub latency_us: ByOp<LatencySummary>,
+    pub latency_us: ByOp,
     pub errors: BTreeMap<&'static str, u64>,
     pub load: Vec<SlaveLoad>,
-    pub latency_cdf: ByOp<Vec<[f64; 2]>>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Totals {
-    pub requests: u64,
-    pub success: u64,
-    pub errors: u64,
-    pub reads: u64,
-    pub writes: u64,
-    pub throughput_rps: f64,
-    pub elapsed_s: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ByOp<T> {
-    pub read: T,
-    pub write: T,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-/// The keys one slave held at the end of the run.
-#[derive(Debug, Clone, Serialize)]
-pub struct SlaveLoad {
-    pub slave: String,
-    pub keys_held: u64,
-    pub keys_placed: u64,
+    pub latency_cdf: LatencyCdf,
 }
 
 impl Summary {
@@ -108,10 +76,10 @@ impl Summary {
                 throughput_rps: if secs > 0.0 { tally.successes() as f64 / secs } else { 0.0 },
                 elapsed_s: secs,
             },
-            latency_us: ByOp { read: LatencySummary::of(&tally.reads), write: LatencySummary::of(&tally.writes) },
+            latency_us: ByOp { read: latency_stats(&tally.reads), write: latency_stats(&tally.writes) },
             errors: ErrorKind::ALL.iter().map(|k| (k.name(), tally.errors_of(*k))).collect(),
             load,
-            latency_cdf: ByOp { read: cdf(&tally.reads), write: cdf(&tally.writes) },
+            latency_cdf: LatencyCdf { read: cdf(&tally.reads), write: cdf(&tally.writes) },
         }
     }
 
@@ -123,27 +91,25 @@ impl Summary {
     }
 }
 
-impl LatencySummary {
-    fn of(latencies: &Latencies) -> LatencySummary {
-        LatencySummary {
-            count: latencies.count(),
-            mean: latencies.mean(),
-            p50: latencies.percentile(50.0),
-            p90: latencies.percentile(90.0),
-            p99: latencies.percentile(99.0),
-            p999: latencies.percentile(99.9),
-            max: latencies.max(),
-        }
+fn latency_stats(latencies: &Latencies) -> LatencyStats {
+    LatencyStats {
+        count: latencies.count(),
+        mean: latencies.mean(),
+        p50: latencies.percentile(50.0),
+        p90: latencies.percentile(90.0),
+        p99: latencies.percentile(99.0),
+        p999: latencies.percentile(99.9),
+        max: latencies.max(),
     }
 }
 
 /// Percentiles 0, 1, .., 99, then the tail (99.5, 99.9, 99.99) and 100; empty when nothing
 /// was measured.
-fn cdf(latencies: &Latencies) -> Vec<[f64; 2]> {
+fn cdf(latencies: &Latencies) -> Vec<(f64, f64)> {
     if latencies.count() == 0 {
         return Vec::new();
     }
-    (0..100).map(f64::from).chain([99.5, 99.9, 99.99, 100.0]).map(|p| [p, latencies.percentile(p)]).collect()
+    (0..100).map(f64::from).chain([99.5, 99.9, 99.99, 100.0]).map(|p| (p, latencies.percentile(p))).collect()
 }
 
 #[cfg(test)]
