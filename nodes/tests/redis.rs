@@ -93,6 +93,7 @@ fn round_trips_and_the_commands_clients_need() {
     assert!(replication.contains("role:master") && !replication.contains("# Server"), "{replication}");
     let role: Vec<RedisValue> = cmd(&mut con, &[b"ROLE"]).unwrap();
     assert_eq!(role.first(), Some(&RedisValue::BulkString(b"master".to_vec())));
+    assert!(matches!(role.get(1), Some(RedisValue::Int(offset)) if *offset > 0), "the log's position: {role:?}");
     assert_eq!(cmd::<String>(&mut con, &[b"QUIT"]).unwrap(), "OK");
 }
 

@@ -65,6 +65,7 @@ enum Kind {
     MGet,
     DbSize,
     Info(Vec<String>),
+    Role,
 }
 
 struct Slot {
@@ -211,6 +212,11 @@ impl RespSession {
                 }
                 return;
             }
+            // A master's log position is the coordinator's to tell; the node's view has the one
+            // it started with.
+            Command::Role if self.shared.endpoint == Endpoint::Data && matches!(self.route, Route::Master(_)) => {
+                return self.dispatch(Kind::Role, vec![ClientOp::Status], ctx)
+            }
             Command::Role => self.role(view.as_ref()),
             Command::Sentinel(sentinel) => self.sentinel(sentinel, view.as_ref()),
             // The Sentinel port has one section, whatever was asked.
@@ -304,9 +310,7 @@ impl RespSession {
             ]);
         }
         match view {
-            Some(NodeView { serving: Some(_), last_lsn, .. }) => {
-                Reply::Array(vec![Reply::bulk("master"), Reply::Int(last_lsn.0 as i64), Reply::Array(Vec::new())])
-            }
+            Some(NodeView { serving: Some(_), last_lsn, .. }) => master_role(*last_lsn),
             Some(view) => {
                 let (host, port) = split_addr(view.master_redis.as_deref());
                 Reply::Array(vec![
@@ -452,7 +456,7 @@ impl RespSession {
                     if matches!(err, WireError::NotMaster { .. } | WireError::StaleEpoch { .. }) {
                         self.route = Route::Unknown;
                     }
-                    let read = matches!(kind, Kind::Get | Kind::Exists | Kind::MGet | Kind::DbSize | Kind::Info(_));
+                    let read = !matches!(kind, Kind::Set | Kind::Del);
                     return error_reply(err, read);
                 }
                 None => return Reply::error("ERR internal: an answer is missing"),
@@ -481,12 +485,22 @@ impl RespSession {
                 Some(ClientReply::Status(status)) => Reply::bulk(self.info_text(Some(&status), None, &sections)),
                 _ => Reply::error("ERR internal: no status"),
             },
+            Kind::Role => match answers.next() {
+                Some(ClientReply::Status(status)) => master_role(status.last_lsn),
+                _ => Reply::error("ERR internal: no status"),
+            },
         }
     }
 }
 
 /// The Redis version this endpoint reports; clients use it to pick features.
 pub const REDIS_VERSION: &str = "7.2.0";
+
+/// `ROLE` on a master: the role, its replication offset (the log's last LSN), no replicas in
+/// Redis's sense.
+fn master_role(last_lsn: net::Lsn) -> Reply {
+    Reply::Array(vec![Reply::bulk("master"), Reply::Int(last_lsn.0 as i64), Reply::Array(Vec::new())])
+}
 
 fn split_addr(addr: Option<&str>) -> (String, i64) {
     let Some(addr) = addr else { return (String::new(), 0) };
