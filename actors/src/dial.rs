@@ -1,36 +1,40 @@
-//! Connecting to a server: TCP connect with `TCP_NODELAY`, the `Hello`, and the `Welcome`,
-//! each step under a deadline so a stopped (SIGSTOP) server cannot hang the caller.
+//! Connecting to a server: TCP connect with `TCP_NODELAY`, TLS when the credentials carry a
+//! CA, the `Hello`, the membership challenge-response when the credentials carry a cluster key
+//! (see `security/key.rs`), and the `Welcome`, all under one deadline so a stopped (SIGSTOP)
+//! server cannot hang the caller.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use net::{encode_frame, FromServer, Hello, MsgCodec, PeerRole, ToServer, Welcome, WireError, PROTOCOL_VERSION};
+use net::{encode_frame, FromServer, Hello, MsgCodec, NetError, PeerRole, ToServer, Welcome, WireError, NONCE_LEN};
 
 use crate::error::Error;
+use crate::security::{ClusterKey, Credentials, ReadHalf, Stream, WriteHalf};
 
 /// The peer side of a connection to a server: frames from the server, frames to it.
-pub type ServerReader = FramedRead<OwnedReadHalf, MsgCodec<FromServer, ToServer>>;
+pub type ServerReader = FramedRead<ReadHalf, MsgCodec<FromServer, ToServer>>;
 
 /// A connection that completed its handshake.
 pub struct Dialed {
     pub addr: String,
     pub welcome: Welcome,
     pub reader: ServerReader,
-    pub writer: OwnedWriteHalf,
+    pub writer: WriteHalf,
 }
 
 /// Why a dial failed.
 #[derive(Debug)]
 pub enum DialError {
-    /// The server answered the handshake with an error (not master, stale epoch, ...).
+    /// The server answered the handshake with an error (not master, stale epoch,
+    /// unauthorized, ...).
     Refused(WireError),
-    /// Anything else: refused connection, timeout, garbage.
+    /// Anything else: refused connection, timeout, garbage, a server that cannot prove it
+    /// holds the cluster key.
     Failed(Error),
 }
 
@@ -43,28 +47,89 @@ impl std::fmt::Display for DialError {
     }
 }
 
+/// Whether a role joins the cluster (and so proves the cluster key) rather than using it.
+pub fn is_member(role: &PeerRole) -> bool {
+    !matches!(role, PeerRole::Client)
+}
+
 /// Connects to `addr` and completes the handshake as `role` within `deadline`.
-pub async fn dial(addr: &str, role: PeerRole, deadline: Duration) -> Result<Dialed, DialError> {
+pub async fn dial(
+    addr: &str,
+    role: PeerRole,
+    deadline: Duration,
+    credentials: &Credentials,
+) -> Result<Dialed, DialError> {
     let failed = |reason: String| DialError::Failed(Error::Connect { addr: addr.to_string(), reason });
     let attempt = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| failed(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
-        let (read, mut writer) = stream.into_split();
-        let mut hello = BytesMut::new();
-        encode_frame(&ToServer::Hello(Hello { protocol: PROTOCOL_VERSION, role }), &mut hello)
-            .map_err(|e| DialError::Failed(e.into()))?;
-        writer.write_all(&hello).await.map_err(|e| failed(e.to_string()))?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| failed(e.to_string()))?;
+        tcp.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
+        let stream = match &credentials.tls {
+            Some(tls) => tls.connect(addr, tcp).await.map_err(|e| failed(format!("TLS: {e}")))?,
+            None => Stream::Plain(tcp),
+        };
+        let (read, mut writer) = stream.split();
         let mut reader = FramedRead::new(read, MsgCodec::new());
-        match reader.next().await {
-            Some(Ok(FromServer::Welcome(welcome))) => Ok(Dialed { addr: addr.to_string(), welcome, reader, writer }),
-            Some(Ok(FromServer::Error(err))) => Err(DialError::Refused(err)),
-            Some(Ok(other)) => Err(failed(format!("expected a Welcome, got {other:?}"))),
-            Some(Err(err)) => Err(DialError::Failed(err.into())),
-            None => Err(failed("closed during the handshake".to_string())),
+
+        let key = credentials.cluster_key.as_ref().filter(|_| is_member(&role));
+        let nonce = key.map(|_| ClusterKey::nonce());
+        let hello = Hello {
+            nonce: nonce.clone(),
+            password: credentials.password.clone().filter(|_| !is_member(&role)),
+            ..Hello::new(role.clone())
+        };
+        send(&mut writer, &ToServer::Hello(hello)).await.map_err(|e| failed(e.to_string()))?;
+        let mut answer = next(&mut reader, addr).await?;
+        if let FromServer::Challenge { nonce: server_nonce, proof } = &answer {
+            let (Some(key), Some(nonce)) = (key, &nonce) else {
+                return Err(failed(
+                    "the server demands a cluster key and this node has none (--cluster-key-file)".into(),
+                ));
+            };
+            if server_nonce.len() != NONCE_LEN || !key.verify_server(nonce, server_nonce, &role, proof) {
+                // Tell the server, which logs the attempt; then give up on it.
+                let err = WireError::unauthorized("the server's proof does not match this node's cluster key");
+                let _ = send(&mut writer, &ToServer::Error(err)).await;
+                return Err(failed("the server failed to prove it holds the cluster key: it has another key".into()));
+            }
+            let proof = key.member_proof(nonce, server_nonce, &role);
+            send(&mut writer, &ToServer::Proof { proof }).await.map_err(|e| failed(e.to_string()))?;
+            answer = next(&mut reader, addr).await?;
+        } else if key.is_some() && matches!(answer, FromServer::Welcome(_)) {
+            return Err(failed("the server did not prove it holds the cluster key: it runs without one".into()));
+        }
+        match answer {
+            FromServer::Welcome(welcome) => Ok(Dialed { addr: addr.to_string(), welcome, reader, writer }),
+            FromServer::Error(err) => Err(DialError::Refused(err)),
+            other => Err(failed(format!("expected a Welcome, got {other:?}"))),
         }
     };
     match tokio::time::timeout(deadline, attempt).await {
         Ok(result) => result,
         Err(_) => Err(failed(format!("no handshake answer within {deadline:?}"))),
+    }
+}
+
+async fn send(writer: &mut WriteHalf, frame: &ToServer) -> std::io::Result<()> {
+    let mut buf = BytesMut::new();
+    encode_frame(frame, &mut buf).map_err(std::io::Error::other)?;
+    writer.write_all(&buf).await?;
+    writer.flush().await
+}
+
+async fn next(reader: &mut ServerReader, addr: &str) -> Result<FromServer, DialError> {
+    match reader.next().await {
+        Some(Ok(frame)) => Ok(frame),
+        // A TLS record (alert 0x15 or handshake 0x16, version 3.x) read as a length prefix.
+        Some(Err(NetError::FrameTooLong { len, .. })) if matches!(len >> 16, 0x1503 | 0x1603) => {
+            Err(DialError::Failed(Error::Connect {
+                addr: addr.to_string(),
+                reason: "the server speaks TLS; connect with --tls-ca".to_string(),
+            }))
+        }
+        Some(Err(err)) => Err(DialError::Failed(err.into())),
+        None => Err(DialError::Failed(Error::Connect {
+            addr: addr.to_string(),
+            reason: "closed during the handshake".to_string(),
+        })),
     }
 }

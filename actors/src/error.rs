@@ -33,8 +33,10 @@ pub enum Error {
     Stopped,
 
     // Storage: the data directory.
-    #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    /// The cause is part of the message rather than a `source`, so a report that prints the
+    /// chain (`{:#}`) does not print it twice.
+    #[error("{context}: {cause}")]
+    Io { context: String, cause: std::io::Error },
     /// Damage that recovery must not paper over. Nothing on disk was changed.
     #[error("{file}: corrupt at offset {offset}: {detail}")]
     Corrupt { file: String, offset: u64, detail: String },
@@ -45,7 +47,7 @@ pub enum Error {
 impl Error {
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io { context: context.into(), cause: source }
     }
 }
 

@@ -23,6 +23,8 @@
 //! - `client/`: the client library: `ClientActor` and the `Client` handle.
 //! - `outbox.rs`, `dial.rs`: the socket halves of a connection actor, and connecting with a
 //!   handshake under a deadline. `backoff.rs`: exponential backoff with jitter.
+//! - `security/`: who may connect: the cluster key's challenge-response, client passwords, TLS,
+//!   and the plain-or-TLS socket the connection actors read and write.
 //! - `error.rs`: the crate's error enum. `mutation.rs`: failpoints that switch a safety
 //!   mechanism off, for the tests that show the nemesis catches its absence.
 //!
@@ -40,6 +42,7 @@ pub mod mutation;
 pub mod node;
 pub mod outbox;
 pub mod resp;
+pub mod security;
 pub mod slave;
 pub mod wal;
 

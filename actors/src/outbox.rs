@@ -14,11 +14,12 @@ use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, FramedRead};
 
 use net::{encode_frame, MsgCodec, NetError};
+
+use crate::security::{ReadHalf, WriteHalf};
 
 /// How long a closing connection keeps reading (and discarding) before it drops the socket.
 pub const LINGER: Duration = Duration::from_millis(500);
@@ -37,14 +38,14 @@ pub struct Outbox<Out> {
 impl<Out: Serialize + Send + 'static> Outbox<Out> {
     /// Starts the writer task on the current runtime; messages go out as length-prefixed
     /// MessagePack frames.
-    pub fn spawn(write: OwnedWriteHalf) -> Self {
+    pub fn spawn(write: WriteHalf) -> Self {
         Outbox::spawn_with(write, |msg: &Out, buf: &mut BytesMut| encode_frame(msg, buf).map_err(|err| err.to_string()))
     }
 }
 
 impl Outbox<Bytes> {
     /// Starts the writer task for bytes already encoded (another protocol's replies).
-    pub fn spawn_raw(write: OwnedWriteHalf) -> Self {
+    pub fn spawn_raw(write: WriteHalf) -> Self {
         Outbox::spawn_with(write, |bytes: &Bytes, buf: &mut BytesMut| {
             buf.extend_from_slice(bytes);
             Ok(())
@@ -53,7 +54,7 @@ impl Outbox<Bytes> {
 }
 
 impl<Out: Send + 'static> Outbox<Out> {
-    fn spawn_with(write: OwnedWriteHalf, encode: fn(&Out, &mut BytesMut) -> Result<(), String>) -> Self {
+    fn spawn_with(write: WriteHalf, encode: fn(&Out, &mut BytesMut) -> Result<(), String>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         actix_rt::spawn(write_loop(write, rx, encode));
         Outbox { tx: Some(tx) }
@@ -78,7 +79,7 @@ impl<Out: Send + 'static> Outbox<Out> {
 }
 
 async fn write_loop<Out>(
-    mut write: OwnedWriteHalf,
+    mut write: WriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
     encode: fn(&Out, &mut BytesMut) -> Result<(), String>,
 ) {
@@ -90,7 +91,13 @@ async fn write_loop<Out>(
                 tracing::error!(%err, "dropping an outgoing frame that cannot be encoded");
             }
         }
-        if let Err(err) = write.write_all(&buf).await {
+        // The flush is free on plain TCP and pushes out a TLS session's last record.
+        if let Err(err) = async {
+            write.write_all(&buf).await?;
+            write.flush().await
+        }
+        .await
+        {
             tracing::debug!(%err, "connection write failed");
             return;
         }
@@ -105,7 +112,7 @@ async fn write_loop<Out>(
 /// The incoming frames of a connection, as a stream that ends after the first error (having
 /// lingered as described in the module comment).
 pub fn frames<In, Out>(
-    framed: FramedRead<OwnedReadHalf, MsgCodec<In, Out>>,
+    framed: FramedRead<ReadHalf, MsgCodec<In, Out>>,
 ) -> impl Stream<Item = Result<In, NetError>> + 'static
 where
     In: DeserializeOwned + 'static,
@@ -115,7 +122,7 @@ where
 }
 
 /// [`frames`] for any decoder (another protocol's requests).
-pub fn decoded<D>(framed: FramedRead<OwnedReadHalf, D>) -> impl Stream<Item = Result<D::Item, D::Error>> + 'static
+pub fn decoded<D>(framed: FramedRead<ReadHalf, D>) -> impl Stream<Item = Result<D::Item, D::Error>> + 'static
 where
     D: Decoder + 'static,
     D::Item: 'static,
@@ -123,7 +130,7 @@ where
 {
     enum State<R> {
         Reading(R),
-        Draining(OwnedReadHalf),
+        Draining(ReadHalf),
     }
     futures_util::stream::unfold(State::Reading(framed), |state| async move {
         match state {
@@ -141,7 +148,7 @@ where
 }
 
 /// Reads and discards until the peer closes or [`LINGER`] passes.
-pub async fn drain(mut read: OwnedReadHalf) {
+pub async fn drain(mut read: ReadHalf) {
     let mut sink = [0u8; 4096];
     let _ = tokio::time::timeout(LINGER, async {
         while let Ok(n) = read.read(&mut sink).await {

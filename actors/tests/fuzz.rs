@@ -19,7 +19,6 @@ use actors::resp::command::{parse, Endpoint};
 use net::limits::MAX_FRAME_LEN;
 use net::{
     ClientOp, Epoch, FromServer, Hello, Incarnation, Key, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Value, Version,
-    PROTOCOL_VERSION,
 };
 
 fn cases() -> u32 {
@@ -40,21 +39,20 @@ fn corpus(kind: &str) -> Vec<Vec<u8>> {
 fn native_seeds() -> Vec<Vec<u8>> {
     let id = NodeId::parse("slave-1").expect("an id");
     let frames = [
-        ToServer::Hello(Hello { protocol: PROTOCOL_VERSION, role: PeerRole::Client }),
+        ToServer::Hello(Hello::new(PeerRole::Client)),
+        ToServer::Hello(Hello { password: Some("secret".to_string()), ..Hello::new(PeerRole::Client) }),
+        ToServer::Hello(Hello::new(PeerRole::Slave {
+            id: id.clone(),
+            epoch: Epoch(3),
+            incarnation: Incarnation(7),
+            max_version: Version::new(3, 9),
+            keys: 2,
+        })),
         ToServer::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            role: PeerRole::Slave {
-                id: id.clone(),
-                epoch: Epoch(3),
-                incarnation: Incarnation(7),
-                max_version: Version::new(3, 9),
-                keys: 2,
-            },
+            nonce: Some(Bytes::from(vec![7u8; net::NONCE_LEN])),
+            ..Hello::new(PeerRole::Backup { id: id.clone(), epoch: Epoch(2), next_lsn: Lsn(5) })
         }),
-        ToServer::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            role: PeerRole::Backup { id: id.clone(), epoch: Epoch(2), next_lsn: Lsn(5) },
-        }),
+        ToServer::Proof { proof: Bytes::from(vec![9u8; 32]) },
         ToServer::Request {
             id: 1,
             op: ClientOp::Put { key: Key::new("k").expect("key"), value: Value::new("v").expect("value") },

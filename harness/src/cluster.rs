@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actors::client::{Client, ClientConfig};
+use actors::security::Credentials;
 use serde::Serialize;
 
 use crate::error::HarnessError;
@@ -92,13 +93,19 @@ impl Cluster {
             servers: self.servers.clone(),
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: Duration::from_secs(2),
+            credentials: Credentials::default(),
         });
         wait_for_slaves(launcher, &probe, *slaves as usize).await
     }
 
     /// How a load client reaches this cluster.
     pub fn client_config(&self, request_timeout: Duration) -> ClientConfig {
-        ClientConfig { servers: self.servers.clone(), connect_timeout: CONNECT_TIMEOUT, request_timeout }
+        ClientConfig {
+            servers: self.servers.clone(),
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout,
+            credentials: Credentials::default(),
+        }
     }
 
     /// True when the harness started the nodes.

@@ -86,7 +86,10 @@ impl EventType {
         }
         match err {
             Error::Server(
-                WireError::Unavailable { .. } | WireError::BadRequest { .. } | WireError::NotMaster { .. },
+                WireError::Unavailable { .. }
+                | WireError::BadRequest { .. }
+                | WireError::NotMaster { .. }
+                | WireError::Unauthorized { .. },
             )
             | Error::NoMaster(_)
             | Error::BadInput(_)

@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip_even_when_split() {
-        let hello = ToServer::Hello(Hello { protocol: PROTOCOL_VERSION, role: PeerRole::Client });
+        let hello = ToServer::Hello(Hello::new(PeerRole::Client));
         let get = ToServer::Request { id: 7, op: ClientOp::Get { key: Key::new("k").unwrap() } };
         let mut wire = encoded(&hello);
         wire.extend_from_slice(&encoded(&get));
@@ -116,6 +116,25 @@ mod tests {
             }
         }
         assert_eq!(out, vec![hello, get]);
+    }
+
+    #[test]
+    fn a_hello_without_nonce_or_password_still_decodes() {
+        // The shape of a `Hello` before membership proofs and passwords existed.
+        #[derive(serde::Serialize)]
+        enum OldToServer {
+            Hello(OldHello),
+        }
+        #[derive(serde::Serialize)]
+        struct OldHello {
+            protocol: u32,
+            role: PeerRole,
+        }
+        let mut buf = BytesMut::new();
+        let old = OldToServer::Hello(OldHello { protocol: PROTOCOL_VERSION, role: PeerRole::Client });
+        encode_frame(&old, &mut buf).unwrap();
+        let decoded = ServerCodec::new().decode(&mut buf).unwrap().unwrap();
+        assert_eq!(decoded, ToServer::Hello(Hello::new(PeerRole::Client)));
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub enum WireError {
     #[error("protocol error: {detail}")]
     Protocol { detail: String },
 
+    /// The peer did not prove it may connect: no cluster key or the wrong one, no password
+    /// or the wrong one, no verified certificate. The connection is closed.
+    #[error("unauthorized: {detail}")]
+    Unauthorized { detail: String },
+
     // Unavailable: retrying later may succeed.
     /// The request was not carried out anywhere; it is safe to retry.
     #[error("unavailable: {detail}")]
@@ -55,6 +60,10 @@ impl WireError {
 
     pub fn protocol(detail: impl Into<String>) -> Self {
         WireError::Protocol { detail: clip(detail.into()) }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        WireError::Unauthorized { detail: clip(detail.into()) }
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {

@@ -35,6 +35,6 @@ pub use ids::{Epoch, Incarnation, Lsn, NodeId, RequestId, Seq, Version};
 pub use log::LogRecord;
 pub use message::{
     ClientOp, ClientReply, Entry, FromServer, Hello, PeerRole, ServerRole, Ship, SlaveOp, SlaveReply, SlaveStatus,
-    StandbyStatus, StatusReport, ToServer, Welcome, PROTOCOL_VERSION,
+    StandbyStatus, StatusReport, ToServer, Welcome, NONCE_LEN, PROTOCOL_VERSION,
 };
 pub use payload::{Key, Value};

@@ -5,6 +5,11 @@
 //! client/slave                      master
 //!   Hello { protocol, role }  ───▶
 //!                             ◀───  Welcome { node, role, epoch }   (or Error, then close)
+//! cluster members, when the cluster has a key (see `Hello::nonce`):
+//!   Hello { .., nonce }       ───▶
+//!                             ◀───  Challenge { nonce, proof }
+//!   Proof { proof }           ───▶
+//!                             ◀───  Welcome { .. }                  (or Error, then close)
 //! client:
 //!   Request { id, op }        ───▶
 //!                             ◀───  Response { id, result }         (any order)
@@ -13,6 +18,7 @@
 //!   SlaveResponse { id, .. }  ───▶
 //! ```
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::WireError;
@@ -31,7 +37,27 @@ pub struct Hello {
     pub protocol: u32,
     /// Who is connecting, and what the server needs to know about it.
     pub role: PeerRole,
+    /// A cluster member (slave, backup, peer) of a cluster with a key: a fresh random
+    /// [`NONCE_LEN`]-byte nonce. The server answers with a [`FromServer::Challenge`] proving
+    /// it holds the key for this nonce, and the member proves it in turn with a
+    /// [`ToServer::Proof`] over the server's nonce, so the key never crosses the wire and an
+    /// old handshake replayed is refused.
+    #[serde(default)]
+    pub nonce: Option<Bytes>,
+    /// A client of a server that requires a password (`--client-password-file`).
+    #[serde(default)]
+    pub password: Option<String>,
 }
+
+impl Hello {
+    /// A `Hello` of this protocol version, with no proof of membership and no password.
+    pub fn new(role: PeerRole) -> Self {
+        Hello { protocol: PROTOCOL_VERSION, role, nonce: None, password: None }
+    }
+}
+
+/// The length of the nonces in the membership challenge-response.
+pub const NONCE_LEN: usize = 32;
 
 /// The role a connecting peer claims in its [`Hello`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +130,9 @@ pub enum ToServer {
     StandbyAck { lsn: Lsn },
     /// From a standby: a heartbeat; the master answers with [`Ship::Pong`].
     StandbyPing,
+    /// A member's answer to a [`FromServer::Challenge`]: HMAC-SHA256 under the cluster key
+    /// over both nonces and the `Hello`'s role.
+    Proof { proof: Bytes },
 }
 
 /// Frames sent by a server.
@@ -111,6 +140,10 @@ pub enum ToServer {
 pub enum FromServer {
     /// The answer to a good [`Hello`].
     Welcome(Welcome),
+    /// The answer to a member's `Hello` carrying a nonce: the server's own fresh nonce, and
+    /// its proof that it holds the cluster key (HMAC-SHA256 over both nonces and the role,
+    /// under another label than the member's proof).
+    Challenge { nonce: Bytes, proof: Bytes },
     /// The answer to a client `Request` with the same `id`.
     Response { id: RequestId, result: Result<ClientReply, WireError> },
     /// A request to a slave, carrying the sender's epoch for fencing.

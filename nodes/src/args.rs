@@ -25,6 +25,47 @@ pub enum Command {
     Client(ClientArgs),
     /// Start a master, a backup and slaves on this machine as child processes; Ctrl-C stops them all.
     Cluster(ClusterArgs),
+    /// Write a new random cluster key to FILE (mode 0600) for --cluster-key-file.
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        file: PathBuf,
+    },
+    /// Write a self-signed CA and a certificate and key per node into DIR, for a TLS test cluster.
+    GenCerts(GenCertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenCertsArgs {
+    /// Folder to write into (created if missing): ca.pem, ca-key.pem, NAME.pem, NAME-key.pem.
+    pub dir: PathBuf,
+    /// One certificate per name (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "master,backup,slave-1,slave-2,slave-3,client")]
+    pub names: Vec<String>,
+    /// Host names and IP addresses every certificate is valid for (comma-separated); servers are
+    /// verified against the host part of the address they are dialed at.
+    #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    pub hosts: Vec<String>,
+    /// Days the certificates are valid.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+/// TLS, for every role. A listener serves TLS when it has a certificate; a connecting side
+/// uses TLS when it has a CA.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// This node's certificate chain (PEM): served on every listener, and presented when
+    /// connecting to a server that verifies its peers.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA certificate (PEM) that signed the cluster's certificates. Connecting sides use
+    /// TLS and verify the server against it; listeners ask peers for a certificate and admit
+    /// slaves, the standby and the peer master only with one it signed (mutual TLS).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +161,16 @@ pub struct ServerArgs {
     /// The master name Sentinel-aware clients ask for.
     #[arg(long, default_value = "mymaster")]
     pub cluster_name: String,
+    /// The cluster's shared key (`nodes keygen FILE`): slaves, the standby and the peer master
+    /// must prove they hold it. Without one the cluster is open to anyone who reaches it.
+    #[arg(long)]
+    pub cluster_key_file: Option<PathBuf>,
+    /// A file holding the password clients must present (native clients in the handshake,
+    /// Redis clients with AUTH). Without one any client may read and write.
+    #[arg(long)]
+    pub client_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,6 +197,11 @@ pub struct SlaveArgs {
     /// Silence from the master after which the slave reconnects.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
     pub master_timeout_ms: u64,
+    /// The cluster's shared key, which the master checks (`nodes keygen FILE`).
+    #[arg(long)]
+    pub cluster_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +215,11 @@ pub struct ClientArgs {
     /// Time to wait for an answer.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: u64,
+    /// A file holding the password the servers require (their --client-password-file).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(subcommand)]
     pub command: Option<ClientCommand>,
 }
@@ -209,4 +270,8 @@ pub struct ClusterArgs {
     /// The backup's Sentinel address (`off`: none).
     #[arg(long, default_value = "127.0.0.1:26380")]
     pub backup_sentinel_listen: String,
+    /// Run secured: a cluster key, a client password and TLS certificates are made in the
+    /// cluster's folder (kept if already there) and every node uses them.
+    #[arg(long)]
+    pub secure: bool,
 }

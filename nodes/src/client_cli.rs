@@ -19,10 +19,18 @@ pub const EXIT_MISSING: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
 
 pub fn run(args: ClientArgs) -> i32 {
+    let credentials = match crate::security::client(&args) {
+        Ok(credentials) => credentials,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return EXIT_ERROR;
+        }
+    };
     let config = ClientConfig {
         servers: vec![args.master.clone(), args.backup.clone()],
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_millis(args.timeout_ms),
+        credentials,
     };
     actix_rt::System::new().block_on(async move {
         let client = Client::start(config);

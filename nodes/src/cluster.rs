@@ -63,6 +63,8 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
     let (redis, sentinel) = (redis_addr(&args.redis_listen), redis_addr(&args.sentinel_listen));
     let (backup_redis, backup_sentinel) =
         (redis_addr(&args.backup_redis_listen), redis_addr(&args.backup_sentinel_listen));
+    let secrets = if args.secure { Some(make_secrets(dir, args.slaves)?) } else { None };
+    let server_flags = |role: &str| secrets.as_ref().map(|s| s.server(role)).unwrap_or_default();
     let master_data = path("master")?;
     let master_args = [
         "master",
@@ -79,6 +81,7 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
         "--sentinel-listen",
         &sentinel,
     ];
+    let master_args: Vec<String> = master_args.iter().map(|a| a.to_string()).chain(server_flags("master")).collect();
     nodes.push(spawn(exe, dir, "master", &master_args)?);
     let extra = endpoints(&redis, &sentinel);
     let (addr, more) = listening_addrs(nodes.last_mut().expect("just pushed"), extra).await?;
@@ -99,6 +102,7 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
         "--sentinel-listen",
         &backup_sentinel,
     ];
+    let backup_args: Vec<String> = backup_args.iter().map(|a| a.to_string()).chain(server_flags("backup")).collect();
     nodes.push(spawn(exe, dir, "backup", &backup_args)?);
     let extra = endpoints(&backup_redis, &backup_sentinel);
     let (backup, more) = listening_addrs(nodes.last_mut().expect("just pushed"), extra).await?;
@@ -106,16 +110,94 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
     for i in 1..=args.slaves {
         let name = format!("slave-{i}");
         let data = path(&name)?;
-        let slave = spawn(
-            exe,
-            dir,
-            &name,
-            &["slave", "--master", &addr, "--backup", &backup, "--id", &name, "--data-dir", &data],
-        )?;
+        let slave_args = ["slave", "--master", &addr, "--backup", &backup, "--id", &name, "--data-dir", &data];
+        let slave_args: Vec<String> = slave_args
+            .iter()
+            .map(|a| a.to_string())
+            .chain(secrets.as_ref().map(|s| s.slave(&name)).unwrap_or_default())
+            .collect();
+        let slave = spawn(exe, dir, &name, &slave_args)?;
         announce(&format!("{name} -> {addr}  pid {}", slave.child.id().unwrap_or(0)));
         nodes.push(slave);
     }
+    if let Some(secrets) = &secrets {
+        announce(&format!("secured; connect with: nodes client {}", secrets.client().join(" ")));
+    }
     Ok(())
+}
+
+/// The files of a `--secure` cluster, in `DIR/secrets`.
+struct ClusterSecrets {
+    key: String,
+    password: String,
+    certs: PathBuf,
+}
+
+impl ClusterSecrets {
+    fn file(&self, name: &str) -> String {
+        self.certs.join(name).to_string_lossy().into_owned()
+    }
+
+    fn tls(&self, name: &str) -> Vec<String> {
+        vec![
+            "--tls-ca".into(),
+            self.file("ca.pem"),
+            "--tls-cert".into(),
+            self.file(&format!("{name}.pem")),
+            "--tls-key".into(),
+            self.file(&format!("{name}-key.pem")),
+        ]
+    }
+
+    fn server(&self, role: &str) -> Vec<String> {
+        let mut flags = self.tls(role);
+        flags.extend(["--cluster-key-file".into(), self.key.clone()]);
+        flags.extend(["--client-password-file".into(), self.password.clone()]);
+        flags
+    }
+
+    fn slave(&self, name: &str) -> Vec<String> {
+        let mut flags = self.tls(name);
+        flags.extend(["--cluster-key-file".into(), self.key.clone()]);
+        flags
+    }
+
+    fn client(&self) -> Vec<String> {
+        vec!["--password-file".into(), self.password.clone(), "--tls-ca".into(), self.file("ca.pem")]
+    }
+}
+
+/// Makes (or reuses) a key, a password and certificates for the master, the backup, each slave
+/// and a client.
+fn make_secrets(dir: &Path, slaves: u32) -> anyhow::Result<ClusterSecrets> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).with_context(|| format!("cannot create {}", secrets.display()))?;
+    let key = secrets.join("cluster.key");
+    if !key.exists() {
+        actors::security::ClusterKey::generate(&key)?;
+    }
+    let password = secrets.join("client.password");
+    if !password.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&password)
+            .with_context(|| format!("cannot create {}", password.display()))?;
+        writeln!(file, "{}", Alphanumeric.sample_string(&mut rand::rng(), 24))?;
+    }
+    let certs = secrets.join("certs");
+    if !certs.join("ca.pem").exists() {
+        let mut names: Vec<String> = ["master", "backup", "client"].map(String::from).to_vec();
+        names.extend((1..=slaves).map(|i| format!("slave-{i}")));
+        let hosts = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        crate::security::write_certs(&certs, &names, &hosts, 365)?;
+    }
+    let text = |p: &Path| p.to_str().map(str::to_string).context("the cluster folder's path is not UTF-8");
+    Ok(ClusterSecrets { key: text(&key)?, password: text(&password)?, certs })
 }
 
 /// A free port on the host of `addr` (which names port 0), held until the listener is dropped.
@@ -123,7 +205,7 @@ fn free_port(addr: &str) -> anyhow::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(addr).with_context(|| format!("cannot bind {addr}"))
 }
 
-fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<Node> {
+fn spawn<S: AsRef<std::ffi::OsStr>>(exe: &Path, dir: &Path, name: &str, args: &[S]) -> anyhow::Result<Node> {
     let log_path: PathBuf = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let mut command = Command::new(exe);

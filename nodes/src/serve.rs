@@ -67,6 +67,7 @@ fn run_server(
     args: ServerArgs,
 ) -> anyhow::Result<()> {
     let ms = Duration::from_millis;
+    let (gate, credentials) = crate::security::server(&args, peer.is_some())?;
     let config = MasterConfig {
         node: NodeId::parse(id).map_err(anyhow::Error::msg)?,
         replicas: args.replicas as usize,
@@ -90,6 +91,8 @@ fn run_server(
         takeover_wait: ms(args.takeover_wait_ms),
         step_down: Some(StepDown(Arc::new(restart_self))),
         redis,
+        gate,
+        credentials,
     };
     actix_rt::System::new().block_on(async move {
         let node = start_node(listen, config).await.with_context(|| format!("node on {}", data_dir.display()))?;
@@ -119,6 +122,7 @@ fn restart_self() {
 }
 
 pub fn run_slave(args: SlaveArgs) -> anyhow::Result<()> {
+    let credentials = crate::security::slave(&args)?;
     let id = args.id.unwrap_or_else(|| format!("slave-{}", std::process::id()));
     let config = SlaveConfig {
         id: NodeId::parse(&id).map_err(anyhow::Error::msg)?,
@@ -128,6 +132,7 @@ pub fn run_slave(args: SlaveArgs) -> anyhow::Result<()> {
         dial_timeout: Duration::from_secs(1),
         backoff_base: Duration::from_millis(50),
         backoff_cap: Duration::from_millis(500),
+        credentials,
     };
     let data_dir = args.data_dir.unwrap_or_else(|| format!("slave-data-{id}").into());
     actix_rt::System::new().block_on(async move {

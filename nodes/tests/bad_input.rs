@@ -14,7 +14,7 @@ use net::{
     ToServer, Value, Version, Welcome, WireError, PROTOCOL_VERSION,
 };
 use serde::Serialize;
-use support::{Cluster, Proc};
+use support::{frames_until_close, Cluster, Proc};
 use tokio_util::codec::Decoder;
 
 fn frame<T: Serialize>(msg: &T) -> Vec<u8> {
@@ -24,7 +24,7 @@ fn frame<T: Serialize>(msg: &T) -> Vec<u8> {
 }
 
 fn client_hello() -> Vec<u8> {
-    frame(&ToServer::Hello(Hello { protocol: PROTOCOL_VERSION, role: PeerRole::Client }))
+    frame(&ToServer::Hello(Hello::new(PeerRole::Client)))
 }
 
 /// Mirrors of the wire types with unchecked byte fields, to send what our types refuse.
@@ -45,28 +45,6 @@ enum RawOp {
 
 fn raw_put(key: Vec<u8>, value: Vec<u8>) -> Vec<u8> {
     frame(&RawToServer::Request { id: 1, op: RawOp::Put { key, value } })
-}
-
-/// Everything the server sent until it closed the connection, decoded.
-fn frames_until_close(stream: &mut TcpStream) -> Vec<FromServer> {
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(err) => panic!("the server neither answered nor closed: {err}"),
-        }
-    }
-    let mut codec = MsgCodec::<FromServer, ToServer>::new();
-    let mut buf = BytesMut::from(&bytes[..]);
-    let mut out = Vec::new();
-    while let Some(msg) = codec.decode(&mut buf).expect("the server sends valid frames") {
-        out.push(msg);
-    }
-    out
 }
 
 /// Sends `payload` on a fresh connection and returns the error frame that closed it.
@@ -101,19 +79,16 @@ fn the_master_answers_bad_input_with_an_error_and_keeps_serving() {
     not_msgpack.put_slice(&[0xc1, 0xc1, 0xc1]);
     let unknown = frame(&std::collections::BTreeMap::from([("Launch", 1)]));
     let early = frame(&ToServer::Request { id: 1, op: ClientOp::Status });
-    let wrong_version = frame(&ToServer::Hello(Hello { protocol: 999, role: PeerRole::Client }));
+    let wrong_version = frame(&ToServer::Hello(Hello { protocol: 999, ..Hello::new(PeerRole::Client) }));
     let slave_on_client = [
         client_hello(),
-        frame(&ToServer::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            role: PeerRole::Slave {
-                id: net::NodeId("intruder".into()),
-                epoch: Epoch(0),
-                incarnation: net::Incarnation(1),
-                max_version: Version::ZERO,
-                keys: 0,
-            },
-        })),
+        frame(&ToServer::Hello(Hello::new(PeerRole::Slave {
+            id: net::NodeId("intruder".into()),
+            epoch: Epoch(0),
+            incarnation: net::Incarnation(1),
+            max_version: Version::ZERO,
+            keys: 0,
+        }))),
     ]
     .concat();
     let with_hello = |payload: Vec<u8>| [client_hello(), payload].concat();

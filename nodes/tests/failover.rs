@@ -178,6 +178,7 @@ fn a_paused_master_cannot_complete_writes_or_stale_reads_after_a_takeover() {
         servers: vec![backup.clone()],
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(5),
+        credentials: Default::default(),
     };
     let sys = actix_rt::System::new();
     let fresh = sys.block_on(async { Client::start(new_only.clone()) });
@@ -255,6 +256,7 @@ fn a_cut_link_between_the_masters_never_gives_two_masters_that_both_complete_wri
         servers: vec![addr.to_string()],
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_millis(700),
+        credentials: Default::default(),
     };
     let (to_master, to_backup) = (only(&master), only(&backup));
     // Acknowledged writes (by whom, when, at which version) and writes whose outcome is unknown.

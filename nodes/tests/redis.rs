@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use redis::{Connection, ErrorKind, RedisError, Value as RedisValue};
-use support::{Cluster, DEADLINE};
+use support::{redis_cli, Cluster, DEADLINE};
 
 const REDIS_FLAGS: &[&str] = &["--redis-listen", "127.0.0.1:0", "--sentinel-listen", "127.0.0.1:0"];
 
@@ -251,15 +251,6 @@ fn the_standby_refuses_data_commands_and_names_the_master() {
 
 /// `redis-cli` if it is installed; CI installs it (and sets REQUIRE_REDIS_TOOLS so that its
 /// absence fails instead of skipping).
-fn redis_cli() -> Option<&'static str> {
-    let found = std::process::Command::new("redis-cli").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var_os("REQUIRE_REDIS_TOOLS").is_none(), "redis-cli is required but not installed");
-        eprintln!("redis-cli is not installed; skipping (apt-get install redis-tools)");
-    }
-    found.then_some("redis-cli")
-}
-
 #[test]
 fn redis_cli_works_one_shot_and_with_a_piped_script() {
     let Some(cli) = redis_cli() else { return };

@@ -22,6 +22,7 @@ use net::{ClientOp, ClientReply, FromServer, NetError, PeerRole, RequestId, Serv
 use crate::dial::{dial, DialError, Dialed};
 use crate::error::Error;
 use crate::outbox::{frames, Outbox};
+use crate::security::Credentials;
 
 /// How a client finds its master.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Deadline for an answer, from the moment a request is made.
     pub request_timeout: Duration,
+    /// The password and TLS this client connects with.
+    pub credentials: Credentials,
 }
 
 /// Which server the client is talking to.
@@ -123,12 +126,13 @@ impl ClientActor {
             servers.insert(0, redirect);
         }
         let timeout = self.config.connect_timeout;
+        let credentials = self.config.credentials.clone();
         let attempt = async move {
             let mut failures = Vec::new();
             let mut queue: VecDeque<String> = servers.into();
             let mut redirects = 0;
             while let Some(addr) = queue.pop_front() {
-                match dial(&addr, PeerRole::Client, timeout).await {
+                match dial(&addr, PeerRole::Client, timeout, &credentials).await {
                     Ok(dialed) if dialed.welcome.role == ServerRole::Master => return Ok(dialed),
                     Ok(_) => failures.push(format!("{addr} is a standby")),
                     Err(DialError::Refused(WireError::NotMaster { master })) => {

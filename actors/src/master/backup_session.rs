@@ -167,7 +167,9 @@ impl StreamHandler<Result<ToServer, NetError>> for BackupSession {
                 tracing::warn!(standby = %self.standby, %err, "standby sent an error");
                 ctx.stop();
             }
-            Ok(ToServer::Hello(_)) => self.close_with(WireError::protocol("handshake already done"), ctx),
+            Ok(ToServer::Hello(_) | ToServer::Proof { .. }) => {
+                self.close_with(WireError::protocol("handshake already done"), ctx)
+            }
             Ok(ToServer::Request { .. } | ToServer::SlaveResponse { .. }) => {
                 self.close_with(WireError::protocol("a client or slave frame on a standby connection"), ctx)
             }

@@ -84,7 +84,9 @@ impl StreamHandler<Result<ToServer, NetError>> for ClientSession {
                 self.in_flight += 1;
                 self.coordinator.do_send(Execute { id, op, reply: ctx.address().recipient() });
             }
-            Ok(ToServer::Hello(_)) => self.close_with(WireError::protocol("handshake already done"), ctx),
+            Ok(ToServer::Hello(_) | ToServer::Proof { .. }) => {
+                self.close_with(WireError::protocol("handshake already done"), ctx)
+            }
             Ok(ToServer::SlaveResponse { .. } | ToServer::StandbyAck { .. } | ToServer::StandbyPing) => {
                 self.close_with(WireError::protocol("a slave or standby frame on a client connection"), ctx)
             }

@@ -1,6 +1,9 @@
-//! Accepting connections: read the first frame under a deadline, check it is a `Hello` of
-//! this protocol version, and hand the connection to the actor for its role. Anything else
-//! gets an error frame and a graceful close.
+//! Accepting connections: the TLS handshake when the node has a certificate, then the first
+//! frame under the same deadline, which must be a `Hello` of this protocol version; then the
+//! gate (see `security/`): members prove the cluster key, clients present the password, and
+//! with mutual TLS members must have shown a certificate the CA signed. A connection that
+//! passes is handed to the actor for its role; anything else gets an error frame and a
+//! graceful close, and a refused member or client is logged with its address.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,15 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::{Actor, Addr, AsyncContext};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use net::{
-    encode_frame, FromServer, Hello, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Welcome, WireError, PROTOCOL_VERSION,
+    encode_frame, FromServer, Hello, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Welcome, WireError, NONCE_LEN,
+    PROTOCOL_VERSION,
 };
 
 use super::backup_session::BackupSession;
@@ -24,11 +28,13 @@ use super::client_session::ClientSession;
 use super::coordinator::{Deposed, SlaveJoined};
 use super::slave_proxy::SlaveProxy;
 use super::MasterConfig;
+use crate::dial::is_member;
 use crate::limit::{holding, ConnectionLimit, Slot};
 use crate::node::role::{Describe, NodeActor};
 use crate::outbox::{drain, frames, Outbox};
+use crate::security::{ClusterKey, ReadHalf, Stream, WriteHalf};
 
-type ServerReader = FramedRead<tokio::net::tcp::OwnedReadHalf, MsgCodec<ToServer, FromServer>>;
+type ServerReader = FramedRead<ReadHalf, MsgCodec<ToServer, FromServer>>;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -37,13 +43,17 @@ pub async fn serve(listener: TcpListener, node: Addr<NodeActor>, config: Arc<Mas
     let limit = ConnectionLimit::new(config.max_connections);
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => match limit.try_take() {
+            Ok((tcp, peer)) => match limit.try_take() {
                 Some(slot) => {
-                    actix_rt::spawn(handshake(stream, peer, node.clone(), config.clone(), slot));
+                    actix_rt::spawn(accept(tcp, peer, node.clone(), config.clone(), slot));
+                }
+                None if config.gate.tls.is_some() => {
+                    // An error frame would cost a TLS handshake per refused connection.
+                    tracing::warn!(%peer, max = limit.max(), "closing a connection: too many open");
                 }
                 None => {
                     tracing::warn!(%peer, max = limit.max(), "refusing a connection: too many open");
-                    let (read, write) = stream.into_split();
+                    let (read, write) = Stream::Plain(tcp).split();
                     let reader: ServerReader = FramedRead::new(read, MsgCodec::new());
                     let err = WireError::unavailable(format!("too many connections (at most {})", limit.max()));
                     actix_rt::spawn(refuse(peer, reader, write, err));
@@ -57,13 +67,39 @@ pub async fn serve(listener: TcpListener, node: Addr<NodeActor>, config: Arc<Mas
     }
 }
 
-async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, config: Arc<MasterConfig>, slot: Slot) {
-    if let Err(err) = stream.set_nodelay(true) {
+/// TLS (if on), then the handshake, all within `--handshake-timeout-ms` of the accept.
+async fn accept(tcp: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, config: Arc<MasterConfig>, slot: Slot) {
+    if let Err(err) = tcp.set_nodelay(true) {
         tracing::debug!(%peer, %err, "set_nodelay failed");
     }
-    let (read, write) = stream.into_split();
-    let mut reader: ServerReader = FramedRead::new(read, MsgCodec::new());
-    let hello = match tokio::time::timeout(config.handshake_timeout, reader.next()).await {
+    let deadline = Instant::now() + config.handshake_timeout;
+    let stream = match &config.gate.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                return tracing::warn!(%peer, %err, "TLS handshake failed (a peer without TLS, or with a certificate the CA did not sign); closing")
+            }
+            Err(_) => return tracing::info!(%peer, "no TLS handshake within the deadline; closing"),
+        },
+    };
+    let verified = stream.peer_verified();
+    let (read, write) = stream.split();
+    handshake(FramedRead::new(read, MsgCodec::new()), write, peer, verified, deadline, node, config, slot).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handshake(
+    mut reader: ServerReader,
+    mut write: WriteHalf,
+    peer: SocketAddr,
+    verified: bool,
+    deadline: Instant,
+    node: Addr<NodeActor>,
+    config: Arc<MasterConfig>,
+    slot: Slot,
+) {
+    let hello = match tokio::time::timeout_at(deadline, reader.next()).await {
         Err(_) => {
             let detail = format!("no handshake within {:?}", config.handshake_timeout);
             return refuse(peer, reader, write, WireError::protocol(detail)).await;
@@ -79,10 +115,18 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, c
             return refuse(peer, reader, write, WireError::protocol(detail)).await;
         }
     };
-    let Hello { protocol, role } = hello;
+    let Hello { protocol, role, nonce, password } = hello;
     if protocol != PROTOCOL_VERSION {
         let detail = format!("protocol version {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
         return refuse(peer, reader, write, WireError::protocol(detail)).await;
+    }
+    let admitted = if is_member(&role) {
+        admit_member(&mut reader, &mut write, &role, nonce, verified, deadline, &config).await
+    } else {
+        admit_client(password.as_deref(), &config)
+    };
+    if let Err(err) = admitted {
+        return refuse(peer, reader, write, err).await;
     }
     let Ok(view) = node.send(Describe).await else {
         return;
@@ -155,16 +199,83 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, c
     }
 }
 
+/// A member proves it holds the cluster key (see `security/key.rs`); with mutual TLS it must
+/// also have shown a certificate the CA signed.
+async fn admit_member(
+    reader: &mut ServerReader,
+    write: &mut WriteHalf,
+    role: &PeerRole,
+    nonce: Option<Bytes>,
+    verified: bool,
+    deadline: Instant,
+    config: &MasterConfig,
+) -> Result<(), WireError> {
+    if config.gate.tls.as_ref().is_some_and(|tls| tls.verifies_peers) && !verified {
+        return Err(WireError::unauthorized("cluster members must present a certificate signed by the cluster's CA"));
+    }
+    let (key, nonce) = match (&config.gate.cluster_key, nonce) {
+        (None, None) => return Ok(()),
+        (None, Some(_)) => return Err(WireError::unauthorized(
+            "this node runs without a cluster key and the peer has one; give every member the same --cluster-key-file",
+        )),
+        (Some(_), None) => {
+            return Err(WireError::unauthorized("this cluster requires its key (--cluster-key-file) to join"));
+        }
+        (Some(key), Some(nonce)) => (key, nonce),
+    };
+    if nonce.len() != NONCE_LEN {
+        return Err(WireError::protocol(format!("a membership nonce has {NONCE_LEN} bytes, not {}", nonce.len())));
+    }
+    let server_nonce = ClusterKey::nonce();
+    let proof = key.server_proof(&nonce, &server_nonce, role);
+    let mut buf = BytesMut::new();
+    encode_frame(&FromServer::Challenge { nonce: server_nonce.clone(), proof }, &mut buf)
+        .map_err(|e| WireError::internal(e.to_string()))?;
+    if write.write_all(&buf).await.is_err() || write.flush().await.is_err() {
+        return Err(WireError::protocol("the connection failed during the handshake"));
+    }
+    match tokio::time::timeout_at(deadline, reader.next()).await {
+        Ok(Some(Ok(ToServer::Proof { proof }))) if key.verify_member(&nonce, &server_nonce, role, &proof) => Ok(()),
+        Ok(Some(Ok(ToServer::Proof { .. }))) => {
+            Err(WireError::unauthorized("the cluster key proof does not match: the peer holds another key"))
+        }
+        Ok(Some(Ok(ToServer::Error(err)))) => {
+            Err(WireError::unauthorized(format!("the peer refused this node: {err}")))
+        }
+        Ok(Some(Ok(other))) => Err(WireError::protocol(format!("expected Proof, got {}", frame_name(&other)))),
+        Ok(Some(Err(err))) => Err(err.to_wire().unwrap_or_else(|| WireError::protocol(err.to_string()))),
+        Ok(None) => Err(WireError::protocol("closed during the handshake")),
+        Err(_) => Err(WireError::protocol("no Proof within the handshake deadline")),
+    }
+}
+
+/// A client presents the password, when the node requires one.
+fn admit_client(password: Option<&str>, config: &MasterConfig) -> Result<(), WireError> {
+    match (&config.gate.client_password, password) {
+        (None, _) => Ok(()),
+        (Some(_), None) => {
+            Err(WireError::unauthorized("this server requires a password (nodes client --password-file)"))
+        }
+        (Some(expected), Some(given)) if expected.matches(given.as_bytes()) => Ok(()),
+        (Some(_), Some(_)) => Err(WireError::unauthorized("wrong password")),
+    }
+}
+
 /// Sends `err`, closes the write side, and reads for a moment so the peer gets the frame.
-async fn refuse(peer: SocketAddr, reader: ServerReader, write: OwnedWriteHalf, err: WireError) {
-    tracing::info!(%peer, %err, "refusing a connection");
+async fn refuse(peer: SocketAddr, reader: ServerReader, write: WriteHalf, err: WireError) {
+    if matches!(err, WireError::Unauthorized { .. }) {
+        tracing::warn!(%peer, %err, "refusing a connection");
+    } else {
+        tracing::info!(%peer, %err, "refusing a connection");
+    }
     refuse_with(peer, reader, write, FromServer::Error(err)).await
 }
 
 /// Sends one last frame and closes gracefully.
-async fn refuse_with(_peer: SocketAddr, reader: ServerReader, mut write: OwnedWriteHalf, last: FromServer) {
+async fn refuse_with(_peer: SocketAddr, reader: ServerReader, mut write: WriteHalf, last: FromServer) {
     let mut buf = BytesMut::new();
     if encode_frame(&last, &mut buf).is_ok() && write.write_all(&buf).await.is_ok() {
+        let _ = write.flush().await;
         let _ = write.shutdown().await;
     }
     drain(reader.into_inner()).await;
@@ -178,5 +289,6 @@ fn frame_name(frame: &ToServer) -> &'static str {
         ToServer::Error(_) => "Error",
         ToServer::StandbyAck { .. } => "StandbyAck",
         ToServer::StandbyPing => "StandbyPing",
+        ToServer::Proof { .. } => "Proof",
     }
 }

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use net::NodeId;
 
+use crate::security::{Credentials, Gate};
+
 pub use coordinator::CoordinatorActor;
 pub use slave_proxy::Heartbeat;
 pub use wal_writer::{WalConfig, WalWriter};
@@ -72,6 +74,11 @@ pub struct MasterConfig {
     pub step_down: Option<StepDown>,
     /// The Redis-protocol endpoint, if it is on.
     pub redis: Option<RedisConfig>,
+    /// What the node's listeners demand of those who connect (cluster key, client password)
+    /// and the TLS they offer.
+    pub gate: Arc<Gate>,
+    /// What the node presents when it connects to its peer (cluster key, TLS).
+    pub credentials: Credentials,
 }
 
 /// The Redis-protocol endpoint and its Sentinel-compatible discovery.

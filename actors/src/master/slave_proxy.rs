@@ -196,7 +196,9 @@ impl StreamHandler<Result<ToServer, NetError>> for SlaveProxy {
                 tracing::warn!(slave = %self.node, %err, "slave sent an error");
                 ctx.stop();
             }
-            Ok(ToServer::Hello(_)) => self.close_with(WireError::protocol("handshake already done"), ctx),
+            Ok(ToServer::Hello(_) | ToServer::Proof { .. }) => {
+                self.close_with(WireError::protocol("handshake already done"), ctx)
+            }
             Ok(ToServer::Request { .. } | ToServer::StandbyAck { .. } | ToServer::StandbyPing) => {
                 self.close_with(WireError::protocol("a client or standby frame on a slave connection"), ctx)
             }

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::{Actor, Addr};
 use tokio::net::TcpListener;
 
-use net::{Epoch, Lsn, PeerRole, ServerRole, Welcome};
+use net::{Epoch, Lsn, PeerRole, ServerRole, Welcome, WireError};
 
-use crate::dial::dial;
+use crate::dial::{dial, DialError};
 use crate::error::Error;
 use crate::master::coordinator::SlaveWait;
 use crate::master::quorum::majority;
@@ -83,9 +83,19 @@ pub async fn start_node(listen: &str, mut config: MasterConfig) -> Result<Node, 
     if let Some(redis_config) = &config.redis {
         for (endpoint, bound) in [(Endpoint::Data, redis), (Endpoint::Sentinel, sentinel)] {
             let Some((listener, _)) = bound else { continue };
-            let shared =
-                Shared { node: node.clone(), node_id: config.node.to_string(), config: redis_config.clone(), endpoint };
-            actix_rt::spawn(resp::serve(listener, Arc::new(shared), config.max_connections));
+            let shared = Shared {
+                node: node.clone(),
+                node_id: config.node.to_string(),
+                config: redis_config.clone(),
+                endpoint,
+                password: config.gate.client_password.clone(),
+            };
+            let accepting = resp::Accepting {
+                max_connections: config.max_connections,
+                tls: config.gate.tls.clone(),
+                handshake_timeout: config.handshake_timeout,
+            };
+            actix_rt::spawn(resp::serve(listener, Arc::new(shared), accepting));
         }
     }
 
@@ -124,8 +134,12 @@ async fn decide(config: &MasterConfig, epoch: Epoch, last_lsn: Lsn, parity: u64)
     let me = PeerRole::Peer { id: config.node.clone(), epoch, last_lsn };
     let start = Instant::now();
     let welcome: Option<Welcome> = loop {
-        match dial(&peer, me.clone(), Duration::from_millis(500)).await {
+        match dial(&peer, me.clone(), Duration::from_millis(500), &config.credentials).await {
             Ok(dialed) => break Some(dialed.welcome),
+            Err(err @ DialError::Refused(WireError::Unauthorized { .. })) if start.elapsed() >= config.peer_wait => {
+                tracing::error!(%peer, %err, "the peer refused this node");
+                break None;
+            }
             Err(err) if start.elapsed() >= config.peer_wait => {
                 tracing::info!(%peer, %err, "peer not reachable");
                 break None;

@@ -50,9 +50,10 @@ impl NodeActor {
         let coordinator = coordinator.clone();
         let me = PeerRole::Peer { id: self.config.node.clone(), epoch: self.epoch, last_lsn: self.last_lsn };
         let ours = self.epoch;
+        let credentials = self.config.credentials.clone();
         ctx.spawn(
             async move {
-                if let Ok(dialed) = dial(&peer, me, Duration::from_millis(500)).await {
+                if let Ok(dialed) = dial(&peer, me, Duration::from_millis(500), &credentials).await {
                     let theirs = dialed.welcome;
                     if theirs.role == ServerRole::Master && theirs.epoch > ours {
                         coordinator.do_send(Deposed { epoch: theirs.epoch });

@@ -22,7 +22,7 @@ use net::{
 };
 
 use super::role::{NodeActor, Promote};
-use crate::dial::{dial, Dialed};
+use crate::dial::{dial, DialError, Dialed};
 use crate::master::coordinator::SlaveWait;
 use crate::master::quorum::majority;
 use crate::master::wal_writer::{Append, AppendDurable, Durable, LogEntry, Stop, WalConfig, WalWriter};
@@ -97,14 +97,22 @@ impl Standby {
         self.connecting = true;
         let role = PeerRole::Backup { id: self.config.node.clone(), epoch: self.epoch, next_lsn: self.next_lsn };
         let (addr, deadline) = (self.master.clone(), self.config.heartbeat.timeout.min(Duration::from_secs(1)));
-        ctx.spawn(async move { dial(&addr, role, deadline).await }.into_actor(self).map(|result, act, ctx| {
-            act.connecting = false;
-            match result {
-                Ok(dialed) if dialed.welcome.role == ServerRole::Master && !act.promoting => act.connected(dialed, ctx),
-                Ok(_) => tracing::debug!(master = %act.master, "the peer is not serving as master yet"),
-                Err(err) => tracing::debug!(master = %act.master, %err, "cannot reach the master"),
-            }
-        }));
+        let credentials = self.config.credentials.clone();
+        ctx.spawn(async move { dial(&addr, role, deadline, &credentials).await }.into_actor(self).map(
+            |result, act, ctx| {
+                act.connecting = false;
+                match result {
+                    Ok(dialed) if dialed.welcome.role == ServerRole::Master && !act.promoting => {
+                        act.connected(dialed, ctx)
+                    }
+                    Ok(_) => tracing::debug!(master = %act.master, "the peer is not serving as master yet"),
+                    Err(err @ DialError::Refused(WireError::Unauthorized { .. })) => {
+                        tracing::error!(master = %act.master, %err, "the master refused this standby")
+                    }
+                    Err(err) => tracing::debug!(master = %act.master, %err, "cannot reach the master"),
+                }
+            },
+        ));
     }
 
     fn connected(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
@@ -311,7 +319,10 @@ impl StreamHandler<Incoming> for Standby {
                 Ok(())
             }
             FromServer::Error(err) => Err(format!("the master sent an error: {err}")),
-            FromServer::Welcome(_) | FromServer::Response { .. } | FromServer::SlaveRequest { .. } => {
+            FromServer::Welcome(_)
+            | FromServer::Challenge { .. }
+            | FromServer::Response { .. }
+            | FromServer::SlaveRequest { .. } => {
                 Err("a frame that does not belong on a standby connection".to_string())
             }
         };

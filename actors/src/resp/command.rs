@@ -27,8 +27,10 @@ pub enum Command {
     ClientId,
     /// `CLIENT SETINFO` and other `CLIENT` calls that need only an `OK`.
     ClientOk,
-    /// `HELLO [2]`; `HELLO 3` is refused while parsing.
-    Hello,
+    /// `HELLO [2] [AUTH user password]`; `HELLO 3` is refused while parsing.
+    Hello(Option<(Bytes, Bytes)>),
+    /// `AUTH [user] password`: `user` is `None` in the one-argument form.
+    Auth(Option<Bytes>, Bytes),
     Command(CommandInfo),
     Quit,
     Sentinel(SentinelCommand),
@@ -74,6 +76,7 @@ pub const TABLE: &[CommandEntry] = &[
     ("select", 2, &["fast", "stale"], 0, 0, 0),
     ("client", -2, &["stale"], 0, 0, 0),
     ("hello", -1, &["fast", "stale"], 0, 0, 0),
+    ("auth", -2, &["fast", "stale", "no-auth"], 0, 0, 0),
     ("command", -1, &["stale"], 0, 0, 0),
     ("quit", -1, &["fast", "stale"], 0, 0, 0),
     ("sentinel", -2, &["stale"], 0, 0, 0),
@@ -99,7 +102,7 @@ pub fn parse(args: &[Bytes], endpoint: Endpoint) -> Result<Command, Reply> {
         Endpoint::Data => lower.as_slice() != b"sentinel",
         Endpoint::Sentinel => matches!(
             lower.as_slice(),
-            b"ping" | b"echo" | b"sentinel" | b"client" | b"hello" | b"command" | b"quit" | b"role" | b"info"
+            b"ping" | b"echo" | b"sentinel" | b"client" | b"hello" | b"auth" | b"command" | b"quit" | b"role" | b"info"
         ),
     };
     if !allowed {
@@ -162,6 +165,12 @@ pub fn parse(args: &[Bytes], endpoint: Endpoint) -> Result<Command, Reply> {
             Some(sub) => Err(unknown_subcommand(&sub, "COMMAND")),
         },
         b"quit" => Ok(Command::Quit),
+        b"auth" => match rest {
+            [] => Err(wrong_arity(b"auth")),
+            [password] => Ok(Command::Auth(None, password.clone())),
+            [user, password] => Ok(Command::Auth(Some(user.clone()), password.clone())),
+            _ => Err(Reply::error("ERR syntax error")),
+        },
         b"config" => match rest.first().map(|s| s.to_ascii_lowercase()) {
             Some(sub) if sub == b"get" && rest.len() >= 2 => Ok(Command::ConfigGet(rest[1..].to_vec())),
             Some(sub) if sub == b"get" => Err(Reply::error("ERR wrong number of arguments for 'config|get' command")),
@@ -220,14 +229,16 @@ fn hello(rest: &[Bytes]) -> Result<Command, Reply> {
             None => return Err(Reply::error("ERR Protocol version is not an integer or out of range")),
         }
     }
-    // HELLO 2 AUTH user pass / SETNAME name: no passwords yet; a name is accepted.
+    // HELLO 2 AUTH user pass / SETNAME name (the name is accepted and not kept).
+    let mut auth = None;
     let mut options = rest.iter().skip(1);
     while let Some(option) = options.next() {
         match option.to_ascii_lowercase().as_slice() {
             b"auth" => {
-                let (Some(_), Some(_)) = (options.next(), options.next()) else {
+                let (Some(user), Some(password)) = (options.next(), options.next()) else {
                     return Err(Reply::error("ERR Syntax error in HELLO option 'auth'"));
                 };
+                auth = Some((user.clone(), password.clone()));
             }
             b"setname" => {
                 if options.next().is_none() {
@@ -242,7 +253,7 @@ fn hello(rest: &[Bytes]) -> Result<Command, Reply> {
             }
         }
     }
-    Ok(Command::Hello)
+    Ok(Command::Hello(auth))
 }
 
 fn sentinel(rest: &[Bytes]) -> Result<Command, Reply> {
@@ -372,7 +383,14 @@ mod tests {
     fn select_hello_and_client() {
         assert_eq!(data(&["select", "0"]), Ok(Command::Select));
         assert_eq!(error_text(data(&["select", "1"])), "ERR DB index is out of range");
-        assert_eq!(data(&["hello", "2", "setname", "x"]), Ok(Command::Hello));
+        assert_eq!(data(&["hello", "2", "setname", "x"]), Ok(Command::Hello(None)));
+        assert_eq!(
+            data(&["hello", "2", "auth", "default", "pw"]),
+            Ok(Command::Hello(Some((Bytes::from("default"), Bytes::from("pw")))))
+        );
+        assert_eq!(data(&["auth", "pw"]), Ok(Command::Auth(None, Bytes::from("pw"))));
+        assert_eq!(data(&["AUTH", "u", "pw"]), Ok(Command::Auth(Some(Bytes::from("u")), Bytes::from("pw"))));
+        assert_eq!(error_text(data(&["auth", "a", "b", "c"])), "ERR syntax error");
         assert_eq!(error_text(data(&["hello", "3"])), "NOPROTO unsupported protocol version");
         assert_eq!(data(&["client", "setinfo", "lib-name", "redis-py"]), Ok(Command::ClientOk));
         assert!(error_text(data(&["client", "setname", "a b"])).contains("spaces"));

@@ -16,47 +16,68 @@ pub mod command;
 pub mod reply;
 pub mod session;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::Actor;
-use tokio::net::TcpListener;
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 
 use codec::RespCodec;
 use session::{RespSession, Shared};
 
-use crate::limit::{holding, ConnectionLimit};
+use crate::limit::{holding, ConnectionLimit, Slot};
 use crate::outbox::{decoded, drain, Outbox};
-use bytes::Bytes;
+use crate::security::{Stream, TlsAcceptor};
 
 pub use command::Endpoint;
 
+/// How a Redis-protocol listener accepts connections.
+#[derive(Debug, Clone)]
+pub struct Accepting {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// TLS, if the node has a certificate.
+    pub tls: Option<TlsAcceptor>,
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: Duration,
+}
+
 /// Accepts Redis-protocol connections forever, at most `max_connections` open at once; each
 /// gets a [`RespSession`].
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connections: usize) {
-    let limit = ConnectionLimit::new(max_connections);
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, accepting: Accepting) {
+    let limit = ConnectionLimit::new(accepting.max_connections);
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                if let Err(err) = stream.set_nodelay(true) {
+            Ok((tcp, peer)) => {
+                if let Err(err) = tcp.set_nodelay(true) {
                     tracing::debug!(%peer, %err, "set_nodelay failed");
                 }
-                let (read, write) = stream.into_split();
-                let outbox = Outbox::spawn_raw(write);
                 let Some(slot) = limit.try_take() else {
                     tracing::warn!(%peer, max = limit.max(), "refusing a Redis connection: too many open");
-                    // Redis's own words; the outbox closes the connection once they are out.
-                    outbox.send(Bytes::from_static(b"-ERR max number of clients reached\r\n"));
-                    actix_rt::spawn(drain(read));
+                    if accepting.tls.is_none() {
+                        let (read, write) = Stream::Plain(tcp).split();
+                        // Redis's own words; the outbox closes the connection once they are out.
+                        Outbox::spawn_raw(write).send(Bytes::from_static(b"-ERR max number of clients reached\r\n"));
+                        actix_rt::spawn(drain(read));
+                    }
                     continue;
                 };
-                let shared = shared.clone();
-                RespSession::create(move |ctx| {
-                    let requests = holding(decoded(FramedRead::new(read, RespCodec)), slot);
-                    actix::AsyncContext::add_stream(ctx, requests);
-                    RespSession::new(peer, shared, outbox)
-                });
+                match &accepting.tls {
+                    None => start_session(Stream::Plain(tcp), peer, shared.clone(), slot),
+                    Some(tls) => {
+                        actix_rt::spawn(accept_tls(
+                            tls.clone(),
+                            tcp,
+                            peer,
+                            shared.clone(),
+                            slot,
+                            accepting.handshake_timeout,
+                        ));
+                    }
+                }
             }
             Err(err) => {
                 tracing::error!(%err, "accept failed");
@@ -64,4 +85,31 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connections: 
             }
         }
     }
+}
+
+async fn accept_tls(
+    tls: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: Slot,
+    deadline: Duration,
+) {
+    match tokio::time::timeout(deadline, tls.accept(tcp)).await {
+        Ok(Ok(stream)) => start_session(stream, peer, shared, slot),
+        Ok(Err(err)) => {
+            tracing::warn!(%peer, %err, "Redis connection: TLS handshake failed (a client without TLS?); closing")
+        }
+        Err(_) => tracing::info!(%peer, "Redis connection: no TLS handshake within the deadline; closing"),
+    }
+}
+
+fn start_session(stream: Stream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
+    let (read, write) = stream.split();
+    let outbox = Outbox::spawn_raw(write);
+    RespSession::create(move |ctx| {
+        let requests = holding(decoded(FramedRead::new(read, RespCodec)), slot);
+        actix::AsyncContext::add_stream(ctx, requests);
+        RespSession::new(peer, shared, outbox)
+    });
 }

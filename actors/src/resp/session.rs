@@ -31,6 +31,7 @@ use crate::master::coordinator::{ClientDone, CoordinatorActor, Execute};
 use crate::master::RedisConfig;
 use crate::node::role::{Describe, NodeActor, NodeView};
 use crate::outbox::{Outbox, LINGER};
+use crate::security::Password;
 
 /// Requests (keys, for multi-key commands) one connection may have in flight; a command that
 /// would pass it is refused until answers go out.
@@ -44,6 +45,9 @@ pub struct Shared {
     pub node_id: String,
     pub config: RedisConfig,
     pub endpoint: Endpoint,
+    /// Clients must `AUTH` (or `HELLO 2 AUTH`) with it before anything but `AUTH`, `HELLO`,
+    /// `PING` and `QUIT`.
+    pub password: Option<Password>,
 }
 
 /// Where data commands go.
@@ -92,10 +96,13 @@ pub struct RespSession {
     out: BytesMut,
     closing: bool,
     half_closed: bool,
+    /// The connection authenticated, or the endpoint needs no password.
+    authed: bool,
 }
 
 impl RespSession {
     pub fn new(peer: SocketAddr, shared: Arc<Shared>, outbox: Outbox<Bytes>) -> Self {
+        let authed = shared.password.is_none();
         RespSession {
             peer,
             client_id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -109,6 +116,7 @@ impl RespSession {
             out: BytesMut::new(),
             closing: false,
             half_closed: false,
+            authed,
         }
     }
 
@@ -156,6 +164,9 @@ impl RespSession {
     }
 
     fn request(&mut self, args: Vec<Bytes>, ctx: &mut Context<Self>) {
+        if !self.authed && !args.first().is_some_and(|name| allowed_before_auth(name)) {
+            return self.push(Reply::error("NOAUTH Authentication required."));
+        }
         match parse(&args, self.shared.endpoint) {
             Err(reply) => self.push(reply),
             Ok(command) => self.run(command, ctx),
@@ -202,7 +213,22 @@ impl RespSession {
             }
             Command::ClientGetName => self.name.clone().map_or(Reply::Nil, Reply::Bulk),
             Command::ClientId => Reply::Int(self.client_id as i64),
-            Command::Hello => self.hello(view.as_ref()),
+            Command::Hello(auth) => match auth {
+                Some((user, password)) => match self.auth(Some(&user), &password) {
+                    Ok(()) => self.hello(view.as_ref()),
+                    Err(refusal) => refusal,
+                },
+                None if !self.authed => Reply::error(
+                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
+                     AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
+                     version at the same time",
+                ),
+                None => self.hello(view.as_ref()),
+            },
+            Command::Auth(user, password) => match self.auth(user.as_ref(), &password) {
+                Ok(()) => Reply::ok(),
+                Err(refusal) => refusal,
+            },
             Command::Command(info) => command_info(info),
             Command::ConfigGet(patterns) => config_get(&patterns),
             Command::Quit => {
@@ -276,6 +302,24 @@ impl RespSession {
             reply: None,
             last: false,
         });
+    }
+
+    /// Checks a password (for the only user, `default`), as `AUTH` and `HELLO ... AUTH` do.
+    fn auth(&mut self, user: Option<&Bytes>, password: &[u8]) -> Result<(), Reply> {
+        let Some(expected) = &self.shared.password else {
+            return Err(Reply::error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your \
+                 configuration is correct?",
+            ));
+        };
+        let user_ok = user.is_none_or(|user| user.as_ref() == b"default");
+        // Both checks run whatever the user, so timing does not tell which one failed.
+        if expected.matches(password) & user_ok {
+            self.authed = true;
+            return Ok(());
+        }
+        tracing::warn!(peer = %self.peer, endpoint = ?self.shared.endpoint, "refusing a Redis AUTH: wrong password");
+        Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled."))
     }
 
     fn hello(&self, view: Option<&NodeView>) -> Reply {
@@ -640,4 +684,9 @@ impl Handler<ClientDone> for RespSession {
         }
         self.flush(ctx);
     }
+}
+
+/// The commands Redis accepts before `AUTH`.
+fn allowed_before_auth(name: &[u8]) -> bool {
+    [&b"auth"[..], b"hello", b"ping", b"quit"].iter().any(|allowed| name.eq_ignore_ascii_case(allowed))
 }

@@ -17,6 +17,7 @@ use super::store::{Describe, Store};
 use crate::backoff::Backoff;
 use crate::dial::{dial, DialError, Dialed};
 use crate::outbox::{frames, Outbox};
+use crate::security::Credentials;
 
 /// How a slave finds and watches its master.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct SlaveConfig {
     pub dial_timeout: Duration,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// The cluster key and TLS this slave connects with.
+    pub credentials: Credentials,
 }
 
 pub struct MasterLink {
@@ -61,7 +64,7 @@ impl MasterLink {
             };
             let mut failures = Vec::new();
             for addr in &config.servers {
-                match dial(addr, role.clone(), config.dial_timeout).await {
+                match dial(addr, role.clone(), config.dial_timeout, &config.credentials).await {
                     Ok(dialed) if dialed.welcome.epoch < info.epoch && !crate::mutation::fencing_off() => {
                         failures.push(format!("{addr}: deposed (epoch {} < {})", dialed.welcome.epoch, info.epoch))
                     }

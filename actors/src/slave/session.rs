@@ -80,7 +80,9 @@ impl StreamHandler<Result<FromServer, NetError>> for SlaveSession {
                 tracing::warn!(master = %self.master, %err, "master sent an error");
                 ctx.stop();
             }
-            Ok(FromServer::Welcome(_)) => self.close_with(WireError::protocol("a second Welcome"), ctx),
+            Ok(FromServer::Welcome(_) | FromServer::Challenge { .. }) => {
+                self.close_with(WireError::protocol("a second handshake answer"), ctx)
+            }
             Ok(FromServer::Response { .. } | FromServer::Ship(_)) => {
                 self.close_with(WireError::protocol("a client or standby frame on a slave connection"), ctx)
             }

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actors::dial::dial;
+use actors::security::Credentials;
 use net::{PeerRole, ServerRole};
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -112,7 +113,7 @@ async fn poll_once(addrs: &[String; 2]) -> [Option<u64>; 2] {
 
 /// The epoch `addr` serves at as master, if it does.
 async fn serving_epoch(addr: &str) -> Option<u64> {
-    let dialed = dial(addr, PeerRole::Client, DIAL_DEADLINE).await.ok()?;
+    let dialed = dial(addr, PeerRole::Client, DIAL_DEADLINE, &Credentials::default()).await.ok()?;
     (dialed.welcome.role == ServerRole::Master).then_some(dialed.welcome.epoch.0)
 }
 

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actors::client::{Client, ClientConfig};
+use actors::security::Credentials;
 use net::StatusReport;
 use rand::Rng;
 
@@ -187,6 +188,7 @@ impl Topology {
             servers: self.node_addrs.to_vec(),
             connect_timeout: PROBE_CONNECT,
             request_timeout,
+            credentials: Credentials::default(),
         })
     }
 
@@ -196,6 +198,7 @@ impl Topology {
             servers: self.client.iter().map(|p| p.addr.to_string()).collect(),
             connect_timeout: Duration::from_secs(1),
             request_timeout,
+            credentials: Credentials::default(),
         }
     }
 

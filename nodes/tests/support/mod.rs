@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use actors::client::{Client, ClientConfig};
+use actors::security::password::read_password_file;
+use actors::security::{Credentials, TlsConnector};
 use serde_json::Value as Json;
 
 pub const NODES: &str = env!("CARGO_BIN_EXE_nodes");
@@ -164,6 +166,106 @@ pub struct Cluster {
     /// The backup's address and process, when the cluster has one.
     pub backup_addr: Option<String>,
     pub backup: Option<Proc>,
+    /// The key, password and certificates every process is given.
+    pub secrets: Secrets,
+}
+
+/// What a secured test cluster runs with, made with `nodes keygen` and `nodes gen-certs`.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub key: Option<PathBuf>,
+    pub password: Option<PathBuf>,
+    /// A `nodes gen-certs` folder: ca.pem and NAME.pem / NAME-key.pem for master, backup,
+    /// slave-1.. and client.
+    pub certs: Option<PathBuf>,
+}
+
+/// The names `Secrets::make` writes certificates for.
+pub const CERT_NAMES: &str = "master,backup,slave-1,slave-2,slave-3,slave-4,client";
+
+impl Secrets {
+    /// Makes the secrets asked for in `dir` with the `nodes` commands a user would run.
+    pub fn make(dir: &std::path::Path, key: bool, password: bool, tls: bool) -> Secrets {
+        let run = |args: &[&str]| {
+            let out = Command::new(NODES).args(args).output().expect("run nodes");
+            assert!(out.status.success(), "nodes {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let key = key.then(|| {
+            let path = dir.join("cluster.key");
+            run(&["keygen", path.to_str().expect("utf-8 path")]);
+            path
+        });
+        let password = password.then(|| {
+            let path = dir.join("client.password");
+            std::fs::write(&path, "open sesame\n").expect("write the password file");
+            path
+        });
+        let certs = tls.then(|| {
+            let path = dir.join("certs");
+            run(&["gen-certs", path.to_str().expect("utf-8 path"), "--names", CERT_NAMES]);
+            path
+        });
+        Secrets { key, password, certs }
+    }
+
+    fn path(path: &std::path::Path) -> String {
+        path.to_str().expect("utf-8 path").to_string()
+    }
+
+    fn tls(&self, name: &str) -> Vec<String> {
+        let Some(certs) = &self.certs else { return Vec::new() };
+        let file = |f: String| Secrets::path(&certs.join(f));
+        vec![
+            "--tls-ca".into(),
+            file("ca.pem".into()),
+            "--tls-cert".into(),
+            file(format!("{name}.pem")),
+            "--tls-key".into(),
+            file(format!("{name}-key.pem")),
+        ]
+    }
+
+    /// Flags for `nodes master|backup`, whose certificate is named after its role.
+    pub fn server_flags(&self, role: &str) -> Vec<String> {
+        let mut flags = self.tls(role);
+        if let Some(key) = &self.key {
+            flags.extend(["--cluster-key-file".into(), Secrets::path(key)]);
+        }
+        if let Some(password) = &self.password {
+            flags.extend(["--client-password-file".into(), Secrets::path(password)]);
+        }
+        flags
+    }
+
+    /// Flags for `nodes slave --id NAME`.
+    pub fn slave_flags(&self, name: &str) -> Vec<String> {
+        let mut flags = self.tls(name);
+        if let Some(key) = &self.key {
+            flags.extend(["--cluster-key-file".into(), Secrets::path(key)]);
+        }
+        flags
+    }
+
+    /// Flags for `nodes client`: the password and the CA, no certificate.
+    pub fn client_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(certs) = &self.certs {
+            flags.extend(["--tls-ca".into(), Secrets::path(&certs.join("ca.pem"))]);
+        }
+        if let Some(password) = &self.password {
+            flags.extend(["--password-file".into(), Secrets::path(password)]);
+        }
+        flags
+    }
+
+    /// The same as `client_flags`, for the client library.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            cluster_key: None,
+            password: self.password.as_ref().map(|p| read_password_file(p).expect("password file")),
+            tls: self.certs.as_ref().map(|c| TlsConnector::new(&c.join("ca.pem"), None).expect("TLS connector")),
+        }
+    }
 }
 
 /// Flags for master-capable nodes in clusters with a backup: fast failure detection.
@@ -182,6 +284,11 @@ pub const PAIR_FLAGS: &[&str] = &[
     "off",
 ];
 
+/// Borrowed views of owned arguments.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// A free loopback port (bound and released: good enough for tests).
 pub fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -196,16 +303,41 @@ impl Cluster {
 
     /// As `start`, with extra environment variables for the master.
     pub fn start_env(name: &str, slaves: usize, master_args: &[&str], env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with(test_dir(name), slaves, master_args, env, Secrets::default())
+    }
+
+    /// As `start`, with every process given `secrets` (made in the cluster's folder by `make`).
+    pub fn start_secured(
+        name: &str,
+        slaves: usize,
+        master_args: &[&str],
+        make: impl FnOnce(&std::path::Path) -> Secrets,
+    ) -> Cluster {
         let dir = test_dir(name);
-        let (master, addr) = Cluster::spawn_master_env(&dir, "127.0.0.1:0", master_args, env);
+        let secrets = make(&dir);
+        Cluster::start_with(dir, slaves, master_args, &[], secrets)
+    }
+
+    fn start_with(
+        dir: PathBuf,
+        slaves: usize,
+        master_args: &[&str],
+        env: &[(&str, &str)],
+        secrets: Secrets,
+    ) -> Cluster {
+        let mut master_args: Vec<String> = master_args.iter().map(|a| a.to_string()).collect();
+        master_args.extend(secrets.server_flags("master"));
+        let args: Vec<&str> = master_args.iter().map(String::as_str).collect();
+        let (master, addr) = Cluster::spawn_master_env(&dir, "127.0.0.1:0", &args, env);
         let mut cluster = Cluster {
             dir,
             addr,
             master,
             slaves: BTreeMap::new(),
-            master_args: master_args.iter().map(|a| a.to_string()).collect(),
+            master_args,
             backup_addr: None,
             backup: None,
+            secrets,
         };
         let names: Vec<String> = (1..=slaves).map(|i| format!("slave-{i}")).collect();
         for name in &names {
@@ -222,18 +354,44 @@ impl Cluster {
 
     /// As `start_pair`, but each of the two nodes reaches the other at `link(address)` (a proxy).
     pub fn start_pair_linked(name: &str, slaves: usize, extra: &[&str], link: impl Fn(&str) -> String) -> Cluster {
+        Cluster::start_pair_with(test_dir(name), slaves, extra, link, Secrets::default())
+    }
+
+    /// As `start_pair`, with every process given `secrets` (made in the cluster's folder by `make`).
+    pub fn start_pair_secured(
+        name: &str,
+        slaves: usize,
+        extra: &[&str],
+        make: impl FnOnce(&std::path::Path) -> Secrets,
+    ) -> Cluster {
         let dir = test_dir(name);
+        let secrets = make(&dir);
+        Cluster::start_pair_with(dir, slaves, extra, |addr| addr.to_string(), secrets)
+    }
+
+    fn start_pair_with(
+        dir: PathBuf,
+        slaves: usize,
+        extra: &[&str],
+        link: impl Fn(&str) -> String,
+        secrets: Secrets,
+    ) -> Cluster {
         let (master_addr, backup_addr) = (free_addr(), free_addr());
-        let master = Cluster::spawn_pair_node(&dir, "master", &master_addr, &link(&backup_addr), extra);
-        let backup = Cluster::spawn_pair_node(&dir, "backup", &backup_addr, &link(&master_addr), extra);
+        let with = |role: &str| -> Vec<String> {
+            extra.iter().map(|a| a.to_string()).chain(secrets.server_flags(role)).collect()
+        };
+        let (master_extra, backup_extra) = (with("master"), with("backup"));
+        let master = Cluster::spawn_pair_node(&dir, "master", &master_addr, &link(&backup_addr), &strs(&master_extra));
+        let backup = Cluster::spawn_pair_node(&dir, "backup", &backup_addr, &link(&master_addr), &strs(&backup_extra));
         let mut cluster = Cluster {
             dir,
             addr: master_addr,
             master,
             slaves: BTreeMap::new(),
-            master_args: extra.iter().map(|a| a.to_string()).collect(),
+            master_args: master_extra,
             backup_addr: Some(backup_addr),
             backup: Some(backup),
+            secrets,
         };
         let names: Vec<String> = (1..=slaves).map(|i| format!("slave-{i}")).collect();
         for name in &names {
@@ -294,6 +452,8 @@ impl Cluster {
         let backup = self.backup_addr.clone().unwrap_or_else(|| NOWHERE.to_string());
         let mut args = vec!["slave", "--master", &self.addr, "--backup", &backup, "--id", name, "--data-dir", &data];
         args.extend_from_slice(SLAVE_FLAGS);
+        let secured = self.secrets.slave_flags(name);
+        args.extend(secured.iter().map(String::as_str));
         let proc = Proc::spawn(&self.dir, name, &args);
         self.slaves.insert(name.to_string(), proc);
     }
@@ -313,6 +473,8 @@ impl Cluster {
     pub fn cli(&self, args: &[&str]) -> Output {
         let backup = self.backup_addr.clone().unwrap_or_else(|| NOWHERE.to_string());
         let mut all = vec!["client", "--master", &self.addr, "--backup", &backup];
+        let secured = self.secrets.client_flags();
+        all.extend(secured.iter().map(String::as_str));
         all.extend_from_slice(args);
         Command::new(NODES).args(&all).output().expect("run client")
     }
@@ -357,6 +519,7 @@ impl Cluster {
             servers: vec![self.addr.clone(), self.backup_addr.clone().unwrap_or_else(|| NOWHERE.to_string())],
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
+            credentials: self.secrets.credentials(),
         }
     }
 
@@ -486,4 +649,40 @@ pub fn assert_keys(cluster: &Cluster, prefix: &str, count: usize) {
             assert_eq!(got, Some(bytes_of(&format!("{prefix}-value-{i}"))), "{key}");
         }
     });
+}
+
+/// Everything a server sent on `stream` until it closed the connection, decoded as native
+/// frames.
+pub fn frames_until_close(stream: &mut std::net::TcpStream) -> Vec<net::FromServer> {
+    use std::io::Read;
+    use tokio_util::codec::Decoder;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(err) => panic!("the server neither answered nor closed: {err}"),
+        }
+    }
+    let mut codec = net::MsgCodec::<net::FromServer, net::ToServer>::new();
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+    let mut out = Vec::new();
+    while let Some(msg) = codec.decode(&mut buf).expect("the server sends valid frames") {
+        out.push(msg);
+    }
+    out
+}
+
+/// `redis-cli`, or `None` (and a notice) when it is not installed, unless REQUIRE_REDIS_TOOLS
+/// says it must be.
+pub fn redis_cli() -> Option<&'static str> {
+    let found = Command::new("redis-cli").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("REQUIRE_REDIS_TOOLS").is_none(), "redis-cli is required but not installed");
+        eprintln!("redis-cli is not installed; skipping (apt-get install redis-tools)");
+    }
+    found.then_some("redis-cli")
 }
