@@ -9,13 +9,10 @@ pub enum Error {
     /// A file exists but its content is not what the contract says. `line` is 1-based.
     #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     BadInput { path: PathBuf, line: Option<usize>, message: String },
-    /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file could not be read or written. The cause is in the message rather than a
+    /// `source`, so a report that prints the chain (`{:#}`) does not say it twice.
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
     /// Two data sets cannot be put side by side (a run against a sweep, no common cell).
     #[error("cannot compare: {0}")]
     Incomparable(String),
@@ -37,7 +34,7 @@ impl Error {
 
     /// An I/O failure on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io { path: path.to_path_buf(), cause: source }
     }
 
     /// A serde_json failure in `path`, keeping the line serde_json reports.

@@ -1,4 +1,6 @@
-//! The harness's error enum, grouped by what the operator can do about it.
+//! The harness's error enum, grouped by what the operator can do about it. Each message
+//! carries its cause; none is also exposed as a `source`, so a report that prints the chain
+//! (`{:#}`) says everything once.
 
 use std::path::PathBuf;
 
@@ -9,8 +11,8 @@ pub enum HarnessError {
     Config(String),
 
     // The cluster: a node would not start, or the cluster never became ready.
-    #[error("cannot start {name} from {}: {source}", bin.display())]
-    Spawn { name: String, bin: PathBuf, source: std::io::Error },
+    #[error("cannot start {name} from {}: {cause}", bin.display())]
+    Spawn { name: String, bin: PathBuf, cause: std::io::Error },
     #[error("{name} failed to start: {reason} (its log: {})", log.display())]
     NodeStart { name: String, reason: String, log: PathBuf },
     #[error("{name} did not stop: {reason} (its log: {})", log.display())]
@@ -18,32 +20,44 @@ pub enum HarnessError {
     #[error("the cluster is not ready: {0}")]
     NotReady(String),
     #[error("the cluster does not answer: {0}")]
-    Cluster(#[from] actors::Error),
+    Cluster(actors::Error),
 
     // Local files.
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("cannot write JSON to {}: {source}", path.display())]
-    Json { path: PathBuf, source: serde_json::Error },
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
+    #[error("cannot write JSON to {}: {cause}", path.display())]
+    Json { path: PathBuf, cause: serde_json::Error },
     /// The history the harness wrote cannot be read back (the message names file and line).
     #[error("cannot check the history: {0}")]
-    Check(#[from] analysis::Error),
+    Check(analysis::Error),
 
     /// Ctrl-C or SIGTERM before the cluster was ready.
     #[error("interrupted")]
     Interrupted,
 }
 
+impl From<actors::Error> for HarnessError {
+    fn from(err: actors::Error) -> Self {
+        HarnessError::Cluster(err)
+    }
+}
+
+impl From<analysis::Error> for HarnessError {
+    fn from(err: analysis::Error) -> Self {
+        HarnessError::Check(err)
+    }
+}
+
 impl HarnessError {
     /// Wraps an I/O error with the file it concerns.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> HarnessError {
         let path = path.into();
-        move |source| HarnessError::Io { path, source }
+        move |cause| HarnessError::Io { path, cause }
     }
 
     /// Wraps a JSON error with the file it concerns.
     pub fn json(path: impl Into<PathBuf>) -> impl FnOnce(serde_json::Error) -> HarnessError {
         let path = path.into();
-        move |source| HarnessError::Json { path, source }
+        move |cause| HarnessError::Json { path, cause }
     }
 }

@@ -118,10 +118,10 @@ impl Launcher {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|source| HarnessError::Spawn {
+        let child = command.spawn().map_err(|cause| HarnessError::Spawn {
             name: name.to_string(),
             bin: self.bin.clone(),
-            source,
+            cause,
         })?;
         tracing::debug!(node = name, pid = child.id(), "started");
         Ok(child)
