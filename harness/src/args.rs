@@ -43,6 +43,12 @@ pub struct RunArgs {
     /// The existing cluster's backup, tried when the master is unreachable.
     #[arg(long, requires = "master")]
     pub backup: Option<String>,
+    /// The existing cluster's client password (its --client-password-file).
+    #[arg(long, requires = "master")]
+    pub password_file: Option<PathBuf>,
+    /// Connect to the existing cluster over TLS, verifying it against this CA certificate.
+    #[arg(long, requires = "master")]
+    pub tls_ca: Option<PathBuf>,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -118,6 +124,10 @@ pub struct LoadArgs {
     /// The `nodes` binary (default: `nodes` next to this executable).
     #[arg(long)]
     pub nodes_bin: Option<PathBuf>,
+    /// Start the cluster secured: a cluster key, a client password and TLS between every
+    /// process, all made in the run folder's `secrets/` (to measure what they cost).
+    #[arg(long)]
+    pub secure: bool,
 }
 
 #[derive(Debug, Args)]

@@ -32,10 +32,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Which cluster to drive.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start one from `nodes_bin`.
-    Launch { nodes_bin: PathBuf, slaves: u32, replicas: u32 },
-    /// Use a running one.
-    Existing { master: String, backup: Option<String> },
+    /// Start one from `nodes_bin`; `secure`: with a cluster key, a client password and TLS.
+    Launch { nodes_bin: PathBuf, slaves: u32, replicas: u32, secure: bool },
+    /// Use a running one, with the password and TLS it asks of clients.
+    Existing { master: String, backup: Option<String>, credentials: Credentials },
 }
 
 /// A cluster and, when the harness started it, its processes.
@@ -46,6 +46,10 @@ pub struct Cluster {
     launcher: Option<Launcher>,
     /// The started nodes' data, removed when they stop.
     data_dir: Option<PathBuf>,
+    /// Where a secured cluster's key, password and certificates are made.
+    secrets_dir: PathBuf,
+    /// What clients present.
+    credentials: Credentials,
 }
 
 /// What `cluster.json` records.
@@ -53,47 +57,64 @@ pub struct Cluster {
 pub struct ClusterInfo {
     pub servers: Vec<String>,
     pub nodes: Vec<NodeInfo>,
+    /// Clients use TLS.
+    pub tls: bool,
+    /// Clients present a password.
+    pub password: bool,
 }
 
 impl Cluster {
     /// A cluster for `target`; started nodes log into `dir/logs` and keep data in `dir/data`.
     pub fn new(target: Target, dir: &Path) -> Result<Cluster, HarnessError> {
-        let (servers, launcher, data_dir) = match &target {
+        let (servers, launcher, data_dir, credentials) = match &target {
             Target::Launch { nodes_bin, .. } => {
                 let launcher = Launcher::new(nodes_bin, &dir.join("logs"))?;
-                (Vec::new(), Some(launcher), Some(dir.join("data")))
+                (Vec::new(), Some(launcher), Some(dir.join("data")), Credentials::default())
             }
-            Target::Existing { master, backup } => {
+            Target::Existing { master, backup, credentials } => {
                 let servers = std::iter::once(master.clone()).chain(backup.clone()).collect();
-                (servers, None, None)
+                (servers, None, None, credentials.clone())
             }
         };
-        Ok(Cluster { target, servers, launcher, data_dir })
+        Ok(Cluster { target, servers, launcher, data_dir, secrets_dir: dir.join("secrets"), credentials })
     }
 
     /// Starts the nodes (if the harness owns them) and waits until the cluster is ready.
     pub async fn start(&mut self) -> Result<(), HarnessError> {
-        let (Target::Launch { slaves, replicas, .. }, Some(launcher), Some(data)) =
+        let (Target::Launch { nodes_bin, slaves, replicas, secure }, Some(launcher), Some(data)) =
             (&self.target, self.launcher.as_mut(), &self.data_dir)
         else {
             return Ok(());
         };
         remove_dir(data)?;
+        let secrets = match secure {
+            true => {
+                let secrets = Secrets::make(nodes_bin, &self.secrets_dir, *slaves)?;
+                self.credentials = secrets.credentials()?;
+                Some(secrets)
+            }
+            false => None,
+        };
+        let flags = |name: &str, server: bool| secrets.as_ref().map(|s| s.flags(name, server)).unwrap_or_default();
         let (master_addr, backup_addr) = (free_port()?, free_port()?);
+        let (master_data, backup_data) = (data.join("master"), data.join("backup"));
         let master =
-            start_node(launcher, "master", &master_addr, &backup_addr, &data.join("master"), *replicas).await?;
-        let backup = start_node(launcher, "backup", &backup_addr, &master, &data.join("backup"), *replicas).await?;
+            start_node(launcher, "master", &master_addr, &backup_addr, &master_data, *replicas, &flags("master", true))
+                .await?;
+        let backup =
+            start_node(launcher, "backup", &backup_addr, &master, &backup_data, *replicas, &flags("backup", true))
+                .await?;
         self.servers.push(master);
         self.servers.push(backup);
         for i in 1..=*slaves {
             let name = format!("slave-{i}");
-            start_slave(launcher, &name, &data.join(&name), &self.servers)?;
+            start_slave(launcher, &name, &data.join(&name), &self.servers, &flags(&name, false))?;
         }
         let probe = Client::start(ClientConfig {
             servers: self.servers.clone(),
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: Duration::from_secs(2),
-            credentials: Credentials::default(),
+            credentials: self.credentials.clone(),
         });
         wait_for_slaves(launcher, &probe, *slaves as usize).await
     }
@@ -104,7 +125,7 @@ impl Cluster {
             servers: self.servers.clone(),
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout,
-            credentials: Credentials::default(),
+            credentials: self.credentials.clone(),
         }
     }
 
@@ -117,6 +138,8 @@ impl Cluster {
         ClusterInfo {
             servers: self.servers.clone(),
             nodes: self.launcher.as_ref().map(Launcher::info).unwrap_or_default(),
+            tls: self.credentials.tls.is_some(),
+            password: self.credentials.password.is_some(),
         }
     }
 
@@ -139,6 +162,68 @@ pub(crate) fn free_port() -> Result<String, HarnessError> {
     Ok(listener.local_addr().map_err(HarnessError::io("127.0.0.1:0"))?.to_string())
 }
 
+/// A secured cluster's files, made with the `nodes` commands a user would run.
+struct Secrets {
+    key: PathBuf,
+    password: PathBuf,
+    certs: PathBuf,
+}
+
+impl Secrets {
+    fn make(nodes_bin: &Path, dir: &Path, slaves: u32) -> Result<Secrets, HarnessError> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(HarnessError::io(dir))?;
+        let secrets =
+            Secrets { key: dir.join("cluster.key"), password: dir.join("client.password"), certs: dir.join("certs") };
+        let names: Vec<String> = ["master".to_string(), "backup".to_string()]
+            .into_iter()
+            .chain((1..=slaves).map(|i| format!("slave-{i}")))
+            .collect();
+        let run = |args: &[&OsStr]| -> Result<(), HarnessError> {
+            let out = std::process::Command::new(nodes_bin).args(args).output().map_err(HarnessError::io(nodes_bin))?;
+            match out.status.success() {
+                true => Ok(()),
+                false => Err(HarnessError::Config(format!(
+                    "nodes {args:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))),
+            }
+        };
+        run(&["keygen".as_ref(), secrets.key.as_os_str()])?;
+        run(&["gen-certs".as_ref(), secrets.certs.as_os_str(), "--names".as_ref(), names.join(",").as_ref()])?;
+        let password: String = (0..24).map(|_| char::from(b'a' + rand::random_range(0..26u8))).collect();
+        std::fs::write(&secrets.password, password).map_err(HarnessError::io(&secrets.password))?;
+        Ok(secrets)
+    }
+
+    /// The flags of node `name` (a server: `master` or `backup`; else a slave).
+    fn flags(&self, name: &str, server: bool) -> Vec<std::ffi::OsString> {
+        let mut flags: Vec<std::ffi::OsString> = vec![
+            "--cluster-key-file".into(),
+            self.key.clone().into(),
+            "--tls-ca".into(),
+            self.certs.join("ca.pem").into(),
+            "--tls-cert".into(),
+            self.certs.join(format!("{name}.pem")).into(),
+            "--tls-key".into(),
+            self.certs.join(format!("{name}-key.pem")).into(),
+        ];
+        if server {
+            flags.extend(["--client-password-file".into(), self.password.clone().into()]);
+        }
+        flags
+    }
+
+    fn credentials(&self) -> Result<Credentials, HarnessError> {
+        let bad = |err: actors::Error| HarnessError::Config(err.to_string());
+        Ok(Credentials {
+            cluster_key: None,
+            password: Some(actors::security::password::read_password_file(&self.password).map_err(bad)?),
+            tls: Some(actors::security::TlsConnector::new(&self.certs.join("ca.pem"), None).map_err(bad)?),
+        })
+    }
+}
+
 /// Starts `role` (`master` or `backup`) on `listen`, with `peer` as the other master-capable
 /// node and its data in `data`; returns the address it listens on.
 async fn start_node(
@@ -148,6 +233,7 @@ async fn start_node(
     peer: &str,
     data: &Path,
     replicas: u32,
+    extra: &[std::ffi::OsString],
 ) -> Result<String, HarnessError> {
     let replicas = replicas.to_string();
     let peer_flag = if role == "master" { "--backup" } else { "--master" };
@@ -168,11 +254,18 @@ async fn start_node(
         "--sentinel-listen".as_ref(),
         "off".as_ref(),
     ];
+    let args: Vec<&OsStr> = args.into_iter().chain(extra.iter().map(|a| a.as_os_str())).collect();
     launcher.spawn(role, &args, true)?.listening_addr().await
 }
 
 /// Starts slave `name` with its data in `data`, following `servers` (master, then backup).
-fn start_slave(launcher: &mut Launcher, name: &str, data: &Path, servers: &[String]) -> Result<(), HarnessError> {
+fn start_slave(
+    launcher: &mut Launcher,
+    name: &str,
+    data: &Path,
+    servers: &[String],
+    extra: &[std::ffi::OsString],
+) -> Result<(), HarnessError> {
     let master = servers.first().map_or(NOWHERE, String::as_str);
     let backup = servers.get(1).map_or(NOWHERE, String::as_str);
     let args: [&OsStr; 9] = [
@@ -186,6 +279,7 @@ fn start_slave(launcher: &mut Launcher, name: &str, data: &Path, servers: &[Stri
         "--data-dir".as_ref(),
         data.as_os_str(),
     ];
+    let args: Vec<&OsStr> = args.into_iter().chain(extra.iter().map(|a| a.as_os_str())).collect();
     launcher.spawn(name, &args, false).map(|_| ())
 }
 

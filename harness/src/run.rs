@@ -9,6 +9,9 @@ use actors::client::Client;
 use net::StatusReport;
 
 use crate::args::RunArgs;
+use actors::security::password::read_password_file;
+use actors::security::{Credentials, TlsConnector};
+
 use crate::cluster::{Cluster, Target};
 use crate::config::RunConfig;
 use crate::error::HarnessError;
@@ -38,16 +41,29 @@ impl RunPlan {
     pub fn from_args(args: &RunArgs) -> Result<RunPlan, HarnessError> {
         let config = RunConfig::new(&args.load, args.clients, args.slaves)?;
         let target = match &args.master {
-            Some(master) => Target::Existing { master: master.clone(), backup: args.backup.clone() },
+            Some(master) => Target::Existing {
+                master: master.clone(),
+                backup: args.backup.clone(),
+                credentials: client_credentials(args)?,
+            },
             None => Target::Launch {
                 nodes_bin: nodes_bin(args.load.nodes_bin.as_deref())?,
                 slaves: args.slaves,
                 replicas: args.load.replicas,
+                secure: args.load.secure,
             },
         };
         let out = args.out.clone().unwrap_or_else(|| default_out("run"));
         Ok(RunPlan { config, target, out, label: "run".to_string() })
     }
+}
+
+/// The password and TLS for an existing cluster (`--password-file`, `--tls-ca`).
+fn client_credentials(args: &RunArgs) -> Result<Credentials, HarnessError> {
+    let password = args.password_file.as_deref().map(read_password_file).transpose();
+    let tls = args.tls_ca.as_deref().map(|ca| TlsConnector::new(ca, None)).transpose();
+    let bad = |err: actors::Error| HarnessError::Config(err.to_string());
+    Ok(Credentials { cluster_key: None, password: password.map_err(bad)?, tls: tls.map_err(bad)? })
 }
 
 /// `--nodes-bin`, or the `nodes` binary next to this executable.

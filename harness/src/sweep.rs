@@ -74,7 +74,12 @@ pub fn execute(args: &SweepArgs) -> Result<SweepOutcome, HarnessError> {
         load.history = args.load.history.as_ref().and_then(|h| h.file_name()).map(|name| dir.join(name));
         let plan = RunPlan {
             config: RunConfig::new(&load, cell.clients, cell.slaves)?,
-            target: Target::Launch { nodes_bin: nodes_bin.clone(), slaves: cell.slaves, replicas: load.replicas },
+            target: Target::Launch {
+                nodes_bin: nodes_bin.clone(),
+                slaves: cell.slaves,
+                replicas: load.replicas,
+                secure: load.secure,
+            },
             out: dir,
             label: format!("[{}/{}] {}", n + 1, cells.len(), cell.dir),
         };

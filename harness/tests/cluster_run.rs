@@ -85,6 +85,38 @@ fn run_against_a_started_cluster_writes_consistent_files() {
 }
 
 #[test]
+fn a_secure_run_drives_a_cluster_with_a_key_a_password_and_tls() {
+    let dir = test_dir("secure");
+    let nodes = nodes_bin();
+    let out = harness(&[
+        "run",
+        "--secure",
+        "--nodes-bin",
+        nodes.to_str().expect("utf-8"),
+        "--out",
+        dir.to_str().expect("utf-8"),
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--slaves",
+        "2",
+        "--clients",
+        "2",
+    ]);
+    assert_success(&out);
+    let info = read_json(&dir.join("cluster.json"));
+    assert_eq!((&info["tls"], &info["password"]), (&serde_json::json!(true), &serde_json::json!(true)), "{info}");
+    let summary = read_json(&dir.join("summary.json"));
+    assert!(u(&summary["totals"]["success"]) > 0, "nothing succeeded: {summary}");
+    assert_eq!(u(&summary["totals"]["errors"]), 0, "{summary}");
+    let master_log = std::fs::read_to_string(dir.join("logs").join("master.log")).expect("the master's log");
+    assert!(!master_log.contains("this cluster is open"), "the master ran without a key");
+    assert!(master_log.contains("standby connected"), "the backup joined over TLS with the key");
+    assert_nodes_gone(&dir);
+}
+
+#[test]
 fn sigint_stops_the_run_and_every_node() {
     let dir = test_dir("sigint");
     let nodes = nodes_bin();
