@@ -16,6 +16,7 @@ use tokio_util::codec::Decoder;
 
 use actors::resp::codec::RespCodec;
 use actors::resp::command::{parse, Endpoint};
+use actors::security::{ClusterKey, Password};
 use net::limits::MAX_FRAME_LEN;
 use net::{
     ClientOp, Epoch, FromServer, Hello, Incarnation, Key, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Value, Version,
@@ -60,14 +61,27 @@ fn native_seeds() -> Vec<Vec<u8>> {
         ToServer::Request { id: 2, op: ClientOp::Get { key: Key::new("k").expect("key") } },
         ToServer::StandbyAck { lsn: Lsn(4) },
     ];
-    frames
-        .iter()
-        .map(|frame| {
-            let mut buf = BytesMut::new();
-            net::encode_frame(frame, &mut buf).expect("encodable");
-            buf.to_vec()
-        })
-        .collect()
+    let encode = |frame: &dyn erased::Frame| {
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf);
+        buf.to_vec()
+    };
+    let challenge =
+        FromServer::Challenge { nonce: Bytes::from(vec![1u8; net::NONCE_LEN]), proof: Bytes::from(vec![2u8; 32]) };
+    frames.iter().map(|f| encode(f)).chain([encode(&challenge)]).collect()
+}
+
+/// Encoding either direction's frames through one closure.
+mod erased {
+    pub trait Frame {
+        fn encode(&self, buf: &mut bytes::BytesMut);
+    }
+
+    impl<T: serde::Serialize> Frame for T {
+        fn encode(&self, buf: &mut bytes::BytesMut) {
+            net::encode_frame(self, buf).expect("encodable");
+        }
+    }
 }
 
 /// Applies `edits` to `input`: each (position, byte, action) flips, inserts or cuts.
@@ -103,21 +117,46 @@ fn feed<D: Decoder>(codec: &mut D, input: &[u8], chunk: usize, mut each: impl Fn
     }
 }
 
-/// What the listener checks in a handshake, applied to a decoded first frame.
+/// What the listener checks in a handshake, applied to a decoded frame: the member's name, the
+/// membership proof over whatever nonce and role arrived, the password.
 fn check_handshake(frame: &ToServer) {
-    if let ToServer::Hello(Hello { role, .. }) = frame {
-        match role {
-            PeerRole::Slave { id, .. } | PeerRole::Backup { id, .. } | PeerRole::Peer { id, .. } => {
-                let _ = NodeId::parse(id.as_str());
+    let key = ClusterKey::from_bytes(&[7u8; 32]).expect("a key");
+    match frame {
+        ToServer::Hello(Hello { role, nonce, password, .. }) => {
+            match role {
+                PeerRole::Slave { id, .. } | PeerRole::Backup { id, .. } | PeerRole::Peer { id, .. } => {
+                    let _ = NodeId::parse(id.as_str());
+                }
+                PeerRole::Client => {}
             }
-            PeerRole::Client => {}
+            if let Some(nonce) = nonce {
+                let ours = ClusterKey::nonce();
+                let proof = key.server_proof(nonce, &ours, role);
+                assert!(key.verify_server(nonce, &ours, role, &proof));
+                assert!(!key.verify_member(nonce, &ours, role, &proof), "a server proof passed as a member's");
+            }
+            if let Some(password) = password {
+                let _ = Password::new(b"pw").expect("a password").matches(password.as_bytes());
+            }
         }
+        ToServer::Proof { proof } => {
+            let _ = key.verify_member(b"member", b"server", &PeerRole::Client, proof);
+        }
+        _ => {}
+    }
+}
+
+/// What a dialing member checks in the server's answer.
+fn check_challenge(frame: &FromServer) {
+    if let FromServer::Challenge { nonce, proof } = frame {
+        let key = ClusterKey::from_bytes(&[7u8; 32]).expect("a key");
+        let _ = key.verify_server(b"member", nonce, &PeerRole::Client, proof);
     }
 }
 
 fn native(input: &[u8], chunk: usize) {
     feed(&mut MsgCodec::<ToServer, FromServer>::new(), input, chunk, |frame| check_handshake(&frame));
-    feed(&mut MsgCodec::<FromServer, ToServer>::new(), input, chunk, drop);
+    feed(&mut MsgCodec::<FromServer, ToServer>::new(), input, chunk, |frame| check_challenge(&frame));
 }
 
 fn resp(input: &[u8], chunk: usize) {
