@@ -33,16 +33,26 @@ pub enum DialError {
     /// The server answered the handshake with an error (not master, stale epoch,
     /// unauthorized, ...).
     Refused(WireError),
-    /// Anything else: refused connection, timeout, garbage, a server that cannot prove it
-    /// holds the cluster key.
+    /// The two sides do not trust each other, found on this side: the server cannot prove it
+    /// holds the cluster key, or runs without one; TLS verification failed either way. The
+    /// server is alive; retrying will not help until the configuration changes.
+    Untrusted(Error),
+    /// Anything else: refused connection, timeout, garbage.
     Failed(Error),
+}
+
+impl DialError {
+    /// Whether the server answered but the two sides do not trust each other.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, DialError::Untrusted(_) | DialError::Refused(WireError::Unauthorized { .. }))
+    }
 }
 
 impl std::fmt::Display for DialError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DialError::Refused(err) => write!(f, "{err}"),
-            DialError::Failed(err) => write!(f, "{err}"),
+            DialError::Untrusted(err) | DialError::Failed(err) => write!(f, "{err}"),
         }
     }
 }
@@ -60,11 +70,16 @@ pub async fn dial(
     credentials: &Credentials,
 ) -> Result<Dialed, DialError> {
     let failed = |reason: String| DialError::Failed(Error::Connect { addr: addr.to_string(), reason });
+    let untrusted = |reason: String| DialError::Untrusted(Error::Connect { addr: addr.to_string(), reason });
     let attempt = async {
         let tcp = TcpStream::connect(addr).await.map_err(|e| failed(e.to_string()))?;
         tcp.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
         let stream = match &credentials.tls {
-            Some(tls) => tls.connect(addr, tcp).await.map_err(|e| failed(format!("TLS: {e}")))?,
+            // rustls reports certificate and alert failures as InvalidData.
+            Some(tls) => tls.connect(addr, tcp).await.map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => untrusted(format!("TLS: {e}")),
+                _ => failed(format!("TLS: {e}")),
+            })?,
             None => Stream::Plain(tcp),
         };
         let (read, mut writer) = stream.split();
@@ -81,7 +96,7 @@ pub async fn dial(
         let mut answer = next(&mut reader, addr).await?;
         if let FromServer::Challenge { nonce: server_nonce, proof } = &answer {
             let (Some(key), Some(nonce)) = (key, &nonce) else {
-                return Err(failed(
+                return Err(untrusted(
                     "the server demands a cluster key and this node has none (--cluster-key-file)".into(),
                 ));
             };
@@ -89,13 +104,15 @@ pub async fn dial(
                 // Tell the server, which logs the attempt; then give up on it.
                 let err = WireError::unauthorized("the server's proof does not match this node's cluster key");
                 let _ = send(&mut writer, &ToServer::Error(err)).await;
-                return Err(failed("the server failed to prove it holds the cluster key: it has another key".into()));
+                return Err(untrusted(
+                    "the server failed to prove it holds the cluster key: it has another key".into(),
+                ));
             }
             let proof = key.member_proof(nonce, server_nonce, &role);
             send(&mut writer, &ToServer::Proof { proof }).await.map_err(|e| failed(e.to_string()))?;
             answer = next(&mut reader, addr).await?;
         } else if key.is_some() && matches!(answer, FromServer::Welcome(_)) {
-            return Err(failed("the server did not prove it holds the cluster key: it runs without one".into()));
+            return Err(untrusted("the server did not prove it holds the cluster key: it runs without one".into()));
         }
         match answer {
             FromServer::Welcome(welcome) => Ok(Dialed { addr: addr.to_string(), welcome, reader, writer }),

@@ -192,7 +192,12 @@ impl Secrets {
         run(&["keygen".as_ref(), secrets.key.as_os_str()])?;
         run(&["gen-certs".as_ref(), secrets.certs.as_os_str(), "--names".as_ref(), names.join(",").as_ref()])?;
         let password: String = (0..24).map(|_| char::from(b'a' + rand::random_range(0..26u8))).collect();
-        std::fs::write(&secrets.password, password).map_err(HarnessError::io(&secrets.password))?;
+        let owner_only = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&secrets.password)
+        };
+        std::io::Write::write_all(&mut owner_only.map_err(HarnessError::io(&secrets.password))?, password.as_bytes())
+            .map_err(HarnessError::io(&secrets.password))?;
         Ok(secrets)
     }
 

@@ -30,8 +30,9 @@ use crate::payload::{Key, Value};
 /// handshake with an error naming both.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The first frame on every connection, sent by the side that connected.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The first frame on every connection, sent by the side that connected. Its `Debug` leaves
+/// the password out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
     /// Must equal [`PROTOCOL_VERSION`].
     pub protocol: u32,
@@ -47,6 +48,17 @@ pub struct Hello {
     /// A client of a server that requires a password (`--client-password-file`).
     #[serde(default)]
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("protocol", &self.protocol)
+            .field("role", &self.role)
+            .field("nonce", &self.nonce)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Hello {

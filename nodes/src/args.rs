@@ -37,6 +37,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct GenCertsArgs {
     /// Folder to write into (created if missing): ca.pem, ca-key.pem, NAME.pem, NAME-key.pem.
+    /// Existing files are never replaced.
     pub dir: PathBuf,
     /// One certificate per name (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "master,backup,slave-1,slave-2,slave-3,client")]

@@ -190,9 +190,12 @@ fn make_secrets(dir: &Path, slaves: u32) -> anyhow::Result<ClusterSecrets> {
         writeln!(file, "{}", Alphanumeric.sample_string(&mut rand::rng(), 24))?;
     }
     let certs = secrets.join("certs");
-    if !certs.join("ca.pem").exists() {
-        let mut names: Vec<String> = ["master", "backup", "client"].map(String::from).to_vec();
-        names.extend((1..=slaves).map(|i| format!("slave-{i}")));
+    let mut names: Vec<String> = ["master", "backup", "client"].map(String::from).to_vec();
+    names.extend((1..=slaves).map(|i| format!("slave-{i}")));
+    // Every process is started here, so a new CA (when a certificate is missing, say for a slave
+    // added since) replaces the old one everywhere at once.
+    if !names.iter().all(|name| certs.join(format!("{name}.pem")).exists()) {
+        let _ = std::fs::remove_dir_all(&certs);
         let hosts = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
         crate::security::write_certs(&certs, &names, &hosts, 365)?;
     }

@@ -30,6 +30,11 @@ pub fn server(args: &ServerArgs, has_peer: bool) -> anyhow::Result<(Arc<Gate>, C
             "--tls-cert needs --tls-ca on a master or backup: it connects to its peer over TLS and must verify it"
         );
     }
+    if tls.is_none() && files.ca.is_some() {
+        anyhow::bail!(
+            "--tls-ca needs --tls-cert and --tls-key on a master or backup: without them its listeners serve plain TCP"
+        );
+    }
     let gate = Gate {
         cluster_key: cluster_key(args.cluster_key_file.as_deref())?,
         client_password: args.client_password_file.as_deref().map(Password::load).transpose()?,
@@ -137,11 +142,11 @@ fn time_now() -> std::time::SystemTime {
     std::time::SystemTime::now() - std::time::Duration::from_secs(60)
 }
 
-/// Writes a file; private keys get mode 0600. Existing files are replaced.
+/// Writes a new file (an existing one is never replaced); private keys get mode 0600.
 fn write(path: &Path, contents: &[u8], private: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     if private {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);

@@ -67,7 +67,8 @@ fn members_and_clients_without_the_secrets_are_refused_and_the_data_is_unchanged
     let wrong_key = spawn_slave(&cluster, "impostor", &cluster.addr, &["--cluster-key-file".into(), other_key.clone()]);
     wait_for_log(&wrong_key, "failed to prove it holds the cluster key");
     wait_for_log(&cluster.master, "the peer refused this node");
-    // A backup without the key, and one with another key: never admitted as the standby.
+    // A backup without the key, and one with another key: never admitted as the standby, and
+    // since the master answered, they refuse to decide alone and exit.
     let backup_dir = cluster.dir.join("rogue-backup");
     let (backup_data, backup_listen) = (path(&backup_dir), support::free_addr());
     let rogue_args = |extra: &[&str]| -> Vec<String> {
@@ -78,12 +79,15 @@ fn members_and_clients_without_the_secrets_are_refused_and_the_data_is_unchanged
         args.extend_from_slice(extra);
         args.into_iter().map(String::from).collect()
     };
-    let rogue = Proc::spawn(&cluster.dir, "rogue-backup", &strs(&rogue_args(&[])));
-    wait_for_log(&rogue, "unauthorized");
-    drop(rogue);
-    let rogue = Proc::spawn(&cluster.dir, "rogue-backup-2", &strs(&rogue_args(&["--cluster-key-file", &other_key])));
-    wait_for_log(&rogue, "failed to prove it holds the cluster key");
-    drop(rogue);
+    for (name, extra, why) in [
+        ("rogue-backup", &[][..], "unauthorized: this cluster requires its key"),
+        ("rogue-backup-2", &["--cluster-key-file", other_key.as_str()][..], "failed to prove it holds the cluster key"),
+    ] {
+        let mut rogue = Proc::spawn(&cluster.dir, name, &strs(&rogue_args(extra)));
+        assert_eq!(rogue.wait_exit().code(), Some(2), "{name} kept running; log:\n{}", rogue.log_text());
+        let log = rogue.log_text();
+        assert!(log.contains("do not trust each other") && log.contains(why), "{name}: {log}");
+    }
 
     // Clients without the password or with a wrong one.
     let refused = bare_client(&cluster, &[], &["put", "precious", "overwritten"]);
@@ -135,7 +139,7 @@ fn error_of(con: &mut Connection, args: &[&str]) -> String {
 
 #[test]
 fn redis_clients_must_authenticate_before_anything_but_auth_hello_ping_and_quit() {
-    let flags = ["--redis-listen", "127.0.0.1:0", "--sentinel-listen", "127.0.0.1:0"];
+    let flags = ["--redis-listen", "127.0.0.1:0", "--sentinel-listen", "127.0.0.1:0", "--handshake-timeout-ms", "500"];
     let mut cluster = Cluster::start_secured("sec-redis", 2, &flags, |dir| Secrets::make(dir, true, true, false));
     let (addr, sentinel) =
         (cluster.master.announced("redis listening on "), cluster.master.announced("sentinel listening on "));
@@ -169,6 +173,20 @@ fn redis_clients_must_authenticate_before_anything_but_auth_hello_ping_and_quit(
     let client = redis::Client::open(format!("redis://:{}@{addr}/", password.replace(' ', "%20"))).expect("a client");
     let mut con = client.get_connection_with_timeout(Duration::from_secs(5)).expect("an authenticated connection");
     assert_eq!(cmd::<String>(&mut con, &["GET", "k"]).unwrap(), "after");
+
+    // A connection that never authenticates is closed after 64 commands...
+    let mut stream = TcpStream::connect(&addr).expect("connect");
+    stream.write_all(&b"GET k\r\n".repeat(70)).expect("send");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert_eq!(answer.matches("-NOAUTH").count(), 64, "{answer}");
+    assert!(answer.ends_with("-ERR too many commands before AUTH; closing the connection\r\n"), "{answer}");
+    // ...or at the handshake deadline, if it says nothing.
+    let mut silent = TcpStream::connect(&addr).expect("connect");
+    silent.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut sink = [0u8; 16];
+    assert!(matches!(silent.read(&mut sink), Ok(0)), "a silent, unauthenticated connection was kept open");
 
     // The Sentinel endpoint is gated the same way.
     let mut con = redis_connect(&sentinel);
@@ -403,4 +421,45 @@ fn redis_cli_speaks_tls_and_auth_to_a_secured_master() {
     let plain = run(&["--no-auth-warning", "--pass", "open sesame", "get", "k"]);
     assert_ne!(plain.lines().next(), Some("v"), "a client without TLS read the value");
     wait_for_log(&cluster.master, "Redis connection: TLS handshake failed");
+}
+
+#[test]
+fn half_configured_tls_and_existing_certificates_are_refused() {
+    let dir = test_dir("sec-flags");
+    let certs = Secrets::make(&dir, false, false, true).certs.expect("certificates");
+    let data = path(&dir.join("data"));
+    let ca = path(&certs.join("ca.pem"));
+    let out = Command::new(NODES)
+        .args(["master", "--listen", "127.0.0.1:0", "--backup", "off", "--data-dir", &data, "--tls-ca", &ca])
+        .output()
+        .expect("run nodes");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--tls-ca needs --tls-cert"), "{}", stderr(&out));
+    let cert = path(&certs.join("master.pem"));
+    let out = Command::new(NODES)
+        .args([
+            "master",
+            "--listen",
+            "127.0.0.1:0",
+            "--backup",
+            "127.0.0.1:1",
+            "--data-dir",
+            &data,
+            "--tls-cert",
+            &cert,
+        ])
+        .output()
+        .expect("run nodes");
+    assert_eq!(out.status.code(), Some(2), "--tls-cert without --tls-key");
+
+    // gen-certs and keygen never replace what exists.
+    let again = Command::new(NODES).args(["gen-certs", &path(&certs)]).output().expect("run nodes");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("ca.pem"), "{}", stderr(&again));
+    let key = dir.join("cluster.key");
+    assert!(Command::new(NODES).args(["keygen", &path(&key)]).output().expect("keygen").status.success());
+    let before = std::fs::read(&key).expect("the key");
+    let again = Command::new(NODES).args(["keygen", &path(&key)]).output().expect("keygen");
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(std::fs::read(&key).expect("the key"), before);
 }

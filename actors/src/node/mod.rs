@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::{Actor, Addr};
 use tokio::net::TcpListener;
 
-use net::{Epoch, Lsn, PeerRole, ServerRole, Welcome, WireError};
+use net::{Epoch, Lsn, PeerRole, ServerRole, Welcome};
 
-use crate::dial::{dial, DialError};
+use crate::dial::dial;
 use crate::error::Error;
 use crate::master::coordinator::SlaveWait;
 use crate::master::quorum::majority;
@@ -89,6 +89,7 @@ pub async fn start_node(listen: &str, mut config: MasterConfig) -> Result<Node, 
                 config: redis_config.clone(),
                 endpoint,
                 password: config.gate.client_password.clone(),
+                auth_timeout: config.handshake_timeout,
             };
             let accepting = resp::Accepting {
                 max_connections: config.max_connections,
@@ -99,7 +100,7 @@ pub async fn start_node(listen: &str, mut config: MasterConfig) -> Result<Node, 
         }
     }
 
-    match decide(&config, recorded, last_lsn, parity).await {
+    match decide(&config, recorded, last_lsn, parity).await? {
         Decision::Master => {
             let wal = WalWriter::start(dir, &recovered, config.wal)?;
             let epoch = next_epoch(recorded, parity);
@@ -128,17 +129,21 @@ enum Decision {
     Standby(String),
 }
 
-/// Asks the peer what it is, for up to `peer_wait`, and decides this node's role.
-async fn decide(config: &MasterConfig, epoch: Epoch, last_lsn: Lsn, parity: u64) -> Decision {
-    let Some(peer) = config.peer.clone() else { return Decision::Master };
+/// Asks the peer what it is, for up to `peer_wait`, and decides this node's role. A peer that
+/// answers but is not trusted (or does not trust this node) is an error: it may be serving, and
+/// deciding alone could make two masters.
+async fn decide(config: &MasterConfig, epoch: Epoch, last_lsn: Lsn, parity: u64) -> Result<Decision, Error> {
+    let Some(peer) = config.peer.clone() else { return Ok(Decision::Master) };
     let me = PeerRole::Peer { id: config.node.clone(), epoch, last_lsn };
     let start = Instant::now();
     let welcome: Option<Welcome> = loop {
         match dial(&peer, me.clone(), Duration::from_millis(500), &config.credentials).await {
             Ok(dialed) => break Some(dialed.welcome),
-            Err(err @ DialError::Refused(WireError::Unauthorized { .. })) if start.elapsed() >= config.peer_wait => {
-                tracing::error!(%peer, %err, "the peer refused this node");
-                break None;
+            Err(err) if err.is_unauthorized() => {
+                return Err(Error::BadInput(format!(
+                    "the peer at {peer} and this node do not trust each other ({err}); give both the same \
+                     --cluster-key-file and certificates from the same CA"
+                )));
             }
             Err(err) if start.elapsed() >= config.peer_wait => {
                 tracing::info!(%peer, %err, "peer not reachable");
@@ -147,12 +152,12 @@ async fn decide(config: &MasterConfig, epoch: Epoch, last_lsn: Lsn, parity: u64)
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    match welcome {
+    Ok(match welcome {
         Some(w) if w.role == ServerRole::Master => Decision::Standby(peer),
         Some(w) if (w.epoch, w.last_lsn) > (epoch, last_lsn) => Decision::Standby(peer),
         Some(w) if (w.epoch, w.last_lsn) == (epoch, last_lsn) && parity == 1 => Decision::Standby(peer),
         Some(_) => Decision::Master,
         None if config.prefer_master => Decision::Master,
         None => Decision::Standby(peer),
-    }
+    })
 }

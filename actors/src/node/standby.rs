@@ -22,7 +22,7 @@ use net::{
 };
 
 use super::role::{NodeActor, Promote};
-use crate::dial::{dial, DialError, Dialed};
+use crate::dial::{dial, Dialed};
 use crate::master::coordinator::SlaveWait;
 use crate::master::quorum::majority;
 use crate::master::wal_writer::{Append, AppendDurable, Durable, LogEntry, Stop, WalConfig, WalWriter};
@@ -106,8 +106,14 @@ impl Standby {
                         act.connected(dialed, ctx)
                     }
                     Ok(_) => tracing::debug!(master = %act.master, "the peer is not serving as master yet"),
-                    Err(err @ DialError::Refused(WireError::Unauthorized { .. })) => {
-                        tracing::error!(master = %act.master, %err, "the master refused this standby")
+                    // The master answered: it is alive, and taking over would make two masters.
+                    Err(err) if err.is_unauthorized() => {
+                        act.last_heard = Instant::now();
+                        tracing::error!(
+                            master = %act.master,
+                            %err,
+                            "the master and this standby do not trust each other; check --cluster-key-file and the certificates"
+                        )
                     }
                     Err(err) => tracing::debug!(master = %act.master, %err, "cannot reach the master"),
                 }

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, StreamHandler};
 use actix::WrapFuture;
@@ -48,7 +49,13 @@ pub struct Shared {
     /// Clients must `AUTH` (or `HELLO 2 AUTH`) with it before anything but `AUTH`, `HELLO`,
     /// `PING` and `QUIT`.
     pub password: Option<Password>,
+    /// With a password: a connection not authenticated this long after it opened is closed.
+    pub auth_timeout: Duration,
 }
+
+/// Commands a connection may send before it authenticates; past them it is closed, so an
+/// unauthenticated peer cannot make the server queue replies without end.
+pub const MAX_COMMANDS_BEFORE_AUTH: u32 = 64;
 
 /// Where data commands go.
 enum Route {
@@ -98,6 +105,8 @@ pub struct RespSession {
     half_closed: bool,
     /// The connection authenticated, or the endpoint needs no password.
     authed: bool,
+    /// Commands refused or answered before authentication.
+    before_auth: u32,
 }
 
 impl RespSession {
@@ -117,6 +126,7 @@ impl RespSession {
             closing: false,
             half_closed: false,
             authed,
+            before_auth: 0,
         }
     }
 
@@ -164,8 +174,19 @@ impl RespSession {
     }
 
     fn request(&mut self, args: Vec<Bytes>, ctx: &mut Context<Self>) {
-        if !self.authed && !args.first().is_some_and(|name| allowed_before_auth(name)) {
-            return self.push(Reply::error("NOAUTH Authentication required."));
+        if !self.authed {
+            self.before_auth += 1;
+            if self.before_auth > MAX_COMMANDS_BEFORE_AUTH {
+                tracing::warn!(peer = %self.peer, "closing a Redis connection: too many commands before AUTH");
+                self.push(Reply::error("ERR too many commands before AUTH; closing the connection"));
+                if let Some(slot) = self.slots.back_mut() {
+                    slot.last = true;
+                }
+                return;
+            }
+            if !args.first().is_some_and(|name| allowed_before_auth(name)) {
+                return self.push(Reply::error("NOAUTH Authentication required."));
+            }
         }
         match parse(&args, self.shared.endpoint) {
             Err(reply) => self.push(reply),
@@ -624,6 +645,17 @@ fn command_info(info: CommandInfo) -> Reply {
 
 impl Actor for RespSession {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if !self.authed {
+            ctx.run_later(self.shared.auth_timeout, |act, ctx| {
+                if !act.authed && !act.closing {
+                    tracing::info!(peer = %act.peer, "closing a Redis connection: no AUTH within the handshake deadline");
+                    act.close(ctx);
+                }
+            });
+        }
+    }
 }
 
 impl StreamHandler<Result<Vec<Bytes>, RespError>> for RespSession {

@@ -20,12 +20,22 @@ pub use stream::{ReadHalf, Stream, WriteHalf};
 pub use tls::{TlsAcceptor, TlsConnector, TlsFiles};
 
 /// What a dialing side presents and checks: the cluster key (members only), the client
-/// password (clients only), and TLS.
-#[derive(Debug, Clone, Default)]
+/// password (clients only), and TLS. Its `Debug` leaves the password out.
+#[derive(Clone, Default)]
 pub struct Credentials {
     pub cluster_key: Option<ClusterKey>,
     pub password: Option<String>,
     pub tls: Option<TlsConnector>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("cluster_key", &self.cluster_key)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// What a listening side demands and offers.
@@ -50,8 +60,13 @@ impl Gate {
         if self.client_password.is_none() {
             tracing::warn!("no --client-password-file: any client that reaches a port can read and write every key");
         }
-        if self.tls.is_none() && credentials.tls.is_none() {
-            tracing::warn!("no --tls-cert/--tls-key: traffic, keys and values cross the network unencrypted");
+        if self.tls.is_none() {
+            tracing::warn!(
+                "no --tls-cert/--tls-key: this node's listeners serve plain TCP; passwords, keys and values cross the \
+                 network unencrypted, and the cluster key protects only the handshake"
+            );
+        } else if credentials.tls.is_none() {
+            tracing::warn!("no --tls-ca: this node connects to its peer over plain TCP");
         }
     }
 }
