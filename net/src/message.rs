@@ -205,6 +205,9 @@ pub enum ClientOp {
     },
     /// The master's view of the cluster.
     Status,
+    /// Liveness: answered at once by the connection, without touching any data. A client
+    /// with requests in flight sends it when the server has been silent for a while.
+    Ping,
 }
 
 /// A successful answer to a [`ClientOp`].
@@ -219,6 +222,8 @@ pub enum ClientReply {
     Written { version: Version, existed: bool },
     /// For `Status`.
     Status(StatusReport),
+    /// For `Ping`.
+    Pong,
 }
 
 /// A versioned value as a replica holds it. `value: None` is a tombstone: the key was

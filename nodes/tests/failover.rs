@@ -315,3 +315,26 @@ fn a_cut_link_between_the_masters_never_gives_two_masters_that_both_complete_wri
 
 #[allow(dead_code)]
 fn unused(_: Proc) {}
+
+#[test]
+fn a_client_gives_up_on_a_paused_master_instead_of_waiting_out_its_deadline() {
+    let cluster = Cluster::start_pair("paused-client", 3, &[]);
+    let config = ClientConfig { request_timeout: Duration::from_secs(30), ..cluster.client_config() };
+    let sys = actix_rt::System::new();
+    let client = sys.block_on(async { Client::start(config) });
+    sys.block_on(async { client.put(b("k"), b("before")).await.expect("a write to the master") });
+    cluster.master.signal(libc::SIGSTOP);
+
+    // The paused master neither answers nor closes. The write in flight is reported as having
+    // an unknown outcome once the master has been silent too long, not after the deadline.
+    let during = sys.block_on(client.put(b("k"), b("during")));
+    assert!(
+        matches!(during, Err(actors::Error::ConnectionLost { .. })),
+        "expected the silent master to be given up as lost, got {during:?}"
+    );
+    sys.block_on(write_until_accepted(&client, "k", "after"));
+    let server = sys.block_on(client.server()).expect("connected");
+    assert_eq!(Some(server.addr), cluster.backup_addr, "the client follows the takeover");
+    let read = sys.block_on(client.get(b("k"))).expect("a read after the takeover");
+    assert_eq!(read, Some(b("after")));
+}

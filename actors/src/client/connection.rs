@@ -6,9 +6,15 @@
 //! replayed, because a replay after failover could apply a write twice or after a later one.
 //! A server that answers "not master" did nothing, so everything it refused is sent again to
 //! the master it names.
+//!
+//! A server can also fall silent without closing the connection (paused, hung, or cut off by
+//! the network). While requests are in flight the client sends a `Ping` after [`PING_AFTER`] of
+//! silence, which a live server's connection answers at once; after [`SILENCE_LIMIT`] without
+//! any frame the connection is treated as lost (as above) and the next connection tries the
+//! other servers first, so a client follows a takeover without waiting out its deadlines.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture, StreamHandler,
@@ -73,7 +79,17 @@ struct Connection {
     id: u64,
     server: ServerInfo,
     outbox: Outbox<ToServer>,
+    /// The last frame from the server, or the first request sent after a quiet spell.
+    last_heard: Instant,
+    /// No request was in flight at the last liveness check.
+    idle: bool,
 }
+
+/// Silence (with requests in flight) after which the client asks the server for a `Pong`.
+pub const PING_AFTER: Duration = Duration::from_millis(300);
+
+/// Silence (with requests in flight) after which the connection counts as lost.
+pub const SILENCE_LIMIT: Duration = Duration::from_millis(1500);
 
 /// Reads are sent again at most this many times after failovers.
 const MAX_RETRIES: u32 = 4;
@@ -88,6 +104,8 @@ pub struct ClientActor {
     waiting: VecDeque<RequestId>,
     /// A master address learned from a "not master" answer, tried first next time.
     redirect: Option<String>,
+    /// A server that fell silent, tried last until a connection succeeds.
+    suspect: Option<String>,
 }
 
 impl ClientActor {
@@ -101,14 +119,20 @@ impl ClientActor {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             redirect: None,
+            suspect: None,
         }
     }
 
     fn send(&mut self, id: RequestId) {
-        let (Some(conn), Some(pending)) = (&self.conn, self.pending.get_mut(&id)) else {
+        let (Some(conn), Some(pending)) = (&mut self.conn, self.pending.get_mut(&id)) else {
             return;
         };
         if conn.outbox.send(ToServer::Request { id, op: pending.op.clone() }) {
+            if conn.idle {
+                // Silence is counted from the first request after a quiet spell.
+                conn.idle = false;
+                conn.last_heard = Instant::now();
+            }
             pending.sent_on = Some(conn.id);
         } else {
             self.waiting.push_back(id);
@@ -124,6 +148,12 @@ impl ClientActor {
         if let Some(redirect) = self.redirect.take() {
             servers.retain(|s| s != &redirect);
             servers.insert(0, redirect);
+        }
+        if let Some(suspect) = &self.suspect {
+            if let Some(at) = servers.iter().position(|s| s == suspect) {
+                let suspect = servers.remove(at);
+                servers.push(suspect);
+            }
         }
         let timeout = self.config.connect_timeout;
         let credentials = self.config.credentials.clone();
@@ -170,7 +200,14 @@ impl ClientActor {
         let stream = frames(reader).map(move |f| Incoming { conn: id, frame: Some(f) });
         let end = futures_util::stream::once(async move { Incoming { conn: id, frame: None } });
         ctx.add_stream(stream.chain(end));
-        self.conn = Some(Connection { id, server: ServerInfo { addr, welcome }, outbox: Outbox::spawn(writer) });
+        self.suspect = None;
+        self.conn = Some(Connection {
+            id,
+            server: ServerInfo { addr, welcome },
+            outbox: Outbox::spawn(writer),
+            last_heard: Instant::now(),
+            idle: true,
+        });
         for id in std::mem::take(&mut self.waiting) {
             self.send(id);
         }
@@ -204,6 +241,26 @@ impl ClientActor {
             self.connect(ctx);
         }
     }
+
+    /// Pings a quiet server that owes answers, and gives up on one silent for too long.
+    fn check_liveness(&mut self, ctx: &mut Context<Self>) {
+        let Some(conn) = &mut self.conn else { return };
+        let owed = self.pending.values().any(|p| p.sent_on == Some(conn.id));
+        if !owed {
+            conn.idle = true;
+            return;
+        }
+        let silent = conn.last_heard.elapsed();
+        if silent >= SILENCE_LIMIT {
+            self.suspect = Some(conn.server.addr.clone());
+            self.disconnected(&format!("no frame from the server for {silent:?}"), ctx);
+        } else if silent >= PING_AFTER {
+            // Not registered as pending: the answer only refreshes `last_heard`.
+            let id = self.next_id;
+            self.next_id += 1;
+            conn.outbox.send(ToServer::Request { id, op: ClientOp::Ping });
+        }
+    }
 }
 
 impl Actor for ClientActor {
@@ -214,6 +271,7 @@ impl Actor for ClientActor {
         ctx.run_interval(Duration::from_secs(1), |act, _| {
             act.pending.retain(|_, p| !p.tx.is_closed());
         });
+        ctx.run_interval(PING_AFTER, |act, ctx| act.check_liveness(ctx));
     }
 }
 
@@ -252,8 +310,9 @@ impl Handler<CurrentServer> for ClientActor {
 
 impl StreamHandler<Incoming> for ClientActor {
     fn handle(&mut self, msg: Incoming, ctx: &mut Context<Self>) {
-        if self.conn.as_ref().map(|c| c.id) != Some(msg.conn) {
-            return;
+        match &mut self.conn {
+            Some(conn) if conn.id == msg.conn => conn.last_heard = Instant::now(),
+            _ => return,
         }
         match msg.frame {
             Some(Ok(FromServer::Response { id, result })) => {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, StreamHandler};
 
-use net::{FromServer, NetError, ToServer, Welcome, WireError};
+use net::{ClientOp, ClientReply, FromServer, NetError, ToServer, Welcome, WireError};
 
 use super::coordinator::{ClientDone, CoordinatorActor, Execute};
 use crate::outbox::{Outbox, LINGER};
@@ -71,6 +71,9 @@ impl StreamHandler<Result<ToServer, NetError>> for ClientSession {
             return;
         }
         match frame {
+            Ok(ToServer::Request { id, op: ClientOp::Ping }) => {
+                self.outbox.send(FromServer::Response { id, result: Ok(ClientReply::Pong) });
+            }
             Ok(ToServer::Request { id, op }) => {
                 if self.in_flight >= MAX_IN_FLIGHT {
                     if !self.warned_busy {

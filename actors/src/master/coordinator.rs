@@ -303,6 +303,7 @@ impl CoordinatorActor {
                 }));
                 return;
             }
+            ClientOp::Ping => return caller.answer(Ok(ClientReply::Pong)),
         };
         let effects = self.core.submit(key, op, caller);
         self.run(effects, ctx);

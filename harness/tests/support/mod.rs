@@ -174,6 +174,7 @@ async fn serve(stream: tokio::net::TcpStream, behaviour: Behaviour, store: Store
 async fn answer(behaviour: &Behaviour, store: &Store, op: ClientOp, seq: u64) -> Result<ClientReply, WireError> {
     let written = Ok(ClientReply::Written { version: Version::new(1, seq), existed: false });
     match (behaviour, op) {
+        (_, ClientOp::Ping) => Ok(ClientReply::Pong),
         (_, ClientOp::Status) => Ok(ClientReply::Status(StatusReport {
             node: NodeId("fake".into()),
             role: ServerRole::Master,
@@ -190,7 +191,7 @@ async fn answer(behaviour: &Behaviour, store: &Store, op: ClientOp, seq: u64) ->
             tokio::time::sleep(*delay).await;
             match op {
                 ClientOp::Get { .. } => Ok(ClientReply::Value { value: None, version: None }),
-                ClientOp::Put { .. } | ClientOp::Del { .. } | ClientOp::Status => written,
+                ClientOp::Put { .. } | ClientOp::Del { .. } | ClientOp::Status | ClientOp::Ping => written,
             }
         }
         (Behaviour::Errors, ClientOp::Get { .. }) => Err(WireError::unavailable("fake")),
