@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Measures how long writes are refused after the master is killed with SIGKILL.
+"""Measures how long writes are refused after the master is killed with SIGKILL (or paused
+with SIGSTOP).
 
 Starts `nodes cluster --slaves 3` (default failure detection: --failover-after-ms 1500),
 writes a key in a loop with the CLI, kills the master, and prints the time until a write is
-accepted again. Usage: python3 bench/takeover.py [runs] (build with cargo build --release first).
+accepted again. Usage: python3 bench/takeover.py [runs] [KILL|STOP] (build with
+cargo build --release first).
 """
 import os, re, signal, subprocess, sys, tempfile, time
 
@@ -16,7 +18,7 @@ def put(i):
     return subprocess.run(args, capture_output=True).returncode == 0
 
 
-def one_run():
+def one_run(sig):
     folder = tempfile.mkdtemp(prefix="kv-takeover-")
     out = open(os.path.join(folder, "cluster.out"), "w+")
     cluster = subprocess.Popen(
@@ -29,9 +31,9 @@ def one_run():
                 raise SystemExit("the cluster did not start")
             time.sleep(0.1)
         out.seek(0)
-        master_pid = int(re.search(r"master\s+\S+\s+pid (\d+)", out.read()).group(1))
+        master_pid = int(re.search(r"^master\s.*\bpid (\d+)", out.read(), re.M).group(1))
         start = time.time()
-        os.kill(master_pid, signal.SIGKILL)
+        os.kill(master_pid, sig)
         i = 1
         while not put(i):
             i += 1
@@ -39,11 +41,14 @@ def one_run():
                 raise SystemExit("no write accepted within 30 s")
         return time.time() - start
     finally:
+        if sig == signal.SIGSTOP and "master_pid" in locals():
+            os.kill(master_pid, signal.SIGCONT)
         cluster.send_signal(signal.SIGTERM)
         cluster.wait(timeout=15)
 
 
 if __name__ == "__main__":
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    times = [one_run() for _ in range(runs)]
-    print("writes accepted again after SIGKILL of the master: " + ", ".join(f"{t:.2f} s" for t in times))
+    name = sys.argv[2].upper() if len(sys.argv) > 2 else "KILL"
+    times = [one_run(getattr(signal, "SIG" + name)) for _ in range(runs)]
+    print(f"writes accepted again after SIG{name} of the master: " + ", ".join(f"{t:.2f} s" for t in times))

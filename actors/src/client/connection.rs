@@ -10,16 +10,18 @@
 //! A server can also fall silent without closing the connection (paused, hung, or cut off by
 //! the network). While requests are in flight the client sends a `Ping` after [`PING_AFTER`] of
 //! silence, which a live server's connection answers at once; after [`SILENCE_LIMIT`] without
-//! any frame the connection is treated as lost (as above) and the next connection tries the
-//! other servers first, so a client follows a takeover without waiting out its deadlines.
+//! any frame the connection is treated as lost (as above). Connecting dials every server at
+//! once and takes the first that answers as master, so a paused server costs nothing either:
+//! a client follows a takeover without waiting out its deadlines.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::prelude::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture, StreamHandler,
     WrapFuture,
 };
+use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
@@ -104,8 +106,6 @@ pub struct ClientActor {
     waiting: VecDeque<RequestId>,
     /// A master address learned from a "not master" answer, tried first next time.
     redirect: Option<String>,
-    /// A server that fell silent, tried last until a connection succeeds.
-    suspect: Option<String>,
 }
 
 impl ClientActor {
@@ -119,7 +119,6 @@ impl ClientActor {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             redirect: None,
-            suspect: None,
         }
     }
 
@@ -149,33 +148,40 @@ impl ClientActor {
             servers.retain(|s| s != &redirect);
             servers.insert(0, redirect);
         }
-        if let Some(suspect) = &self.suspect {
-            if let Some(at) = servers.iter().position(|s| s == suspect) {
-                let suspect = servers.remove(at);
-                servers.push(suspect);
-            }
-        }
         let timeout = self.config.connect_timeout;
         let credentials = self.config.credentials.clone();
+        // Every server is dialed at once and the first to answer as master wins, so a server
+        // that is down, paused or slow to answer costs nothing when another one serves.
         let attempt = async move {
-            let mut failures = Vec::new();
-            let mut queue: VecDeque<String> = servers.into();
+            let dial_one = |addr: String| {
+                let credentials = credentials.clone();
+                async move {
+                    let result = dial(&addr, PeerRole::Client, timeout, &credentials).await;
+                    (addr, result)
+                }
+            };
+            let order = servers.clone();
+            let mut tried: HashSet<String> = servers.iter().cloned().collect();
+            let mut dials: FuturesUnordered<_> = servers.into_iter().map(&dial_one).collect();
+            let mut failures: Vec<(String, String)> = Vec::new();
             let mut redirects = 0;
-            while let Some(addr) = queue.pop_front() {
-                match dial(&addr, PeerRole::Client, timeout, &credentials).await {
+            while let Some((addr, result)) = dials.next().await {
+                match result {
                     Ok(dialed) if dialed.welcome.role == ServerRole::Master => return Ok(dialed),
-                    Ok(_) => failures.push(format!("{addr} is a standby")),
+                    Ok(_) => failures.push((addr.clone(), format!("{addr} is a standby"))),
                     Err(DialError::Refused(WireError::NotMaster { master })) => {
-                        failures.push(format!("{addr} is not master"));
-                        if let Some(master) = master.filter(|_| redirects < 2) {
+                        failures.push((addr.clone(), format!("{addr} is not master")));
+                        if let Some(master) = master.filter(|m| redirects < 2 && tried.insert(m.clone())) {
                             redirects += 1;
-                            queue.push_front(master);
+                            dials.push(dial_one(master));
                         }
                     }
-                    Err(err) => failures.push(format!("{addr}: {err}")),
+                    Err(err) => failures.push((addr.clone(), format!("{addr}: {err}"))),
                 }
             }
-            Err(failures.join("; "))
+            // Reported in the order the servers were given (redirect targets last).
+            failures.sort_by_key(|(addr, _)| order.iter().position(|s| s == addr).unwrap_or(usize::MAX));
+            Err(failures.into_iter().map(|(_, why)| why).collect::<Vec<_>>().join("; "))
         };
         ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
             act.connecting = false;
@@ -200,7 +206,6 @@ impl ClientActor {
         let stream = frames(reader).map(move |f| Incoming { conn: id, frame: Some(f) });
         let end = futures_util::stream::once(async move { Incoming { conn: id, frame: None } });
         ctx.add_stream(stream.chain(end));
-        self.suspect = None;
         self.conn = Some(Connection {
             id,
             server: ServerInfo { addr, welcome },
@@ -252,7 +257,6 @@ impl ClientActor {
         }
         let silent = conn.last_heard.elapsed();
         if silent >= SILENCE_LIMIT {
-            self.suspect = Some(conn.server.addr.clone());
             self.disconnected(&format!("no frame from the server for {silent:?}"), ctx);
         } else if silent >= PING_AFTER {
             // Not registered as pending: the answer only refreshes `last_heard`.
