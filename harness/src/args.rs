@@ -183,4 +183,8 @@ pub struct NemesisArgs {
     /// The `nodes` binary (default: `nodes` next to this executable).
     #[arg(long)]
     pub nodes_bin: Option<PathBuf>,
+    /// Run the cluster secured: a cluster key, a client password and TLS on every link (the
+    /// proxies carry the TLS bytes as they are), made in the run folder's `secrets/`.
+    #[arg(long)]
+    pub secure: bool,
 }

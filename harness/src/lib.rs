@@ -11,7 +11,8 @@
 //!   which is also `summary.json`'s `config`.
 //! - `launcher.rs`: child processes of `nodes`, their logs, and stopping them (SIGTERM, then
 //!   SIGKILL; `kill_on_drop`; `PR_SET_PDEATHSIG`). `cluster.rs`: the cluster under load,
-//!   started role by role or given by address. `signal.rs`: Ctrl-C and SIGTERM.
+//!   started role by role or given by address. `secrets.rs`: the key, password and
+//!   certificates of a `--secure` cluster. `signal.rs`: Ctrl-C and SIGTERM.
 //! - `keys.rs`: the key space, uniform or Zipf. `workload.rs`: the operation mix and unique
 //!   written values. `driver.rs`: one task per connection, closed or open loop.
 //! - `outcome.rs`: how an error is counted and what it means for the history. `stats.rs`:
@@ -46,6 +47,7 @@ pub mod outcome;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod secrets;
 pub mod signal;
 pub mod stats;
 pub mod summary;

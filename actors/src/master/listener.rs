@@ -77,9 +77,13 @@ async fn accept(tcp: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, config:
         None => Stream::Plain(tcp),
         Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => {
-                return tracing::warn!(%peer, %err, "TLS handshake failed (a peer without TLS, or with a certificate the CA did not sign); closing")
+            // rustls reports what the peer sent wrong (not TLS, a certificate the CA did not
+            // sign) as InvalidData; anything else is a peer that went away mid-handshake (a
+            // client that dialed every server and kept another one, a cut link).
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
+                return tracing::warn!(%peer, %err, "TLS handshake refused; closing");
             }
+            Ok(Err(err)) => return tracing::debug!(%peer, %err, "connection closed during the TLS handshake"),
             Err(_) => return tracing::info!(%peer, "no TLS handshake within the deadline; closing"),
         },
     };

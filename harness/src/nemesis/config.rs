@@ -29,6 +29,8 @@ pub struct NemesisConfig {
     pub think_ms: u64,
     pub request_timeout_ms: u64,
     pub settle_timeout_s: u64,
+    /// Every process ran with a cluster key, a client password and TLS.
+    pub secure: bool,
     #[serde(skip)]
     pub max_states: usize,
     #[serde(skip)]
@@ -61,6 +63,7 @@ impl NemesisConfig {
             think_ms: args.think_ms,
             request_timeout_ms: args.request_timeout_ms,
             settle_timeout_s: args.settle_timeout,
+            secure: args.secure,
             max_states: args.max_states,
             nodes_bin: nodes_bin(args.nodes_bin.as_deref())?,
             out: args.out.clone().unwrap_or_else(|| default_out("nemesis")),

@@ -72,20 +72,22 @@ impl Observed {
 /// The polling task and what it saw.
 pub struct Monitor {
     pub observed: Rc<RefCell<Observed>>,
+    /// What the monitor presents to the nodes (the client password and TLS of a secured run).
+    credentials: Credentials,
     task: JoinHandle<()>,
 }
 
 impl Monitor {
     /// Starts polling `addrs` (node 0, node 1); times count from `start`.
-    pub fn start(addrs: [String; 2], start: Instant) -> Monitor {
+    pub fn start(addrs: [String; 2], credentials: Credentials, start: Instant) -> Monitor {
         let observed = Rc::new(RefCell::new(Observed::default()));
-        let task = actix_rt::spawn(poll(addrs, start, observed.clone()));
-        Monitor { observed, task }
+        let task = actix_rt::spawn(poll(addrs, credentials.clone(), start, observed.clone()));
+        Monitor { observed, credentials, task }
     }
 
     /// Polls once more at once (so the caller sees the current master) and returns it.
     pub async fn refresh(&self, addrs: &[String; 2], start: Instant) -> Option<usize> {
-        let serving = poll_once(addrs).await;
+        let serving = poll_once(addrs, &self.credentials).await;
         let mut observed = self.observed.borrow_mut();
         observed.record(serving, start.elapsed().as_secs_f64());
         observed.current_master()
@@ -98,22 +100,22 @@ impl Drop for Monitor {
     }
 }
 
-async fn poll(addrs: [String; 2], start: Instant, observed: Rc<RefCell<Observed>>) {
+async fn poll(addrs: [String; 2], credentials: Credentials, start: Instant, observed: Rc<RefCell<Observed>>) {
     loop {
-        let serving = poll_once(&addrs).await;
+        let serving = poll_once(&addrs, &credentials).await;
         observed.borrow_mut().record(serving, start.elapsed().as_secs_f64());
         tokio::time::sleep(POLL).await;
     }
 }
 
-async fn poll_once(addrs: &[String; 2]) -> [Option<u64>; 2] {
-    let (a, b) = tokio::join!(serving_epoch(&addrs[0]), serving_epoch(&addrs[1]));
+async fn poll_once(addrs: &[String; 2], credentials: &Credentials) -> [Option<u64>; 2] {
+    let (a, b) = tokio::join!(serving_epoch(&addrs[0], credentials), serving_epoch(&addrs[1], credentials));
     [a, b]
 }
 
 /// The epoch `addr` serves at as master, if it does.
-async fn serving_epoch(addr: &str) -> Option<u64> {
-    let dialed = dial(addr, PeerRole::Client, DIAL_DEADLINE, &Credentials::default()).await.ok()?;
+async fn serving_epoch(addr: &str, credentials: &Credentials) -> Option<u64> {
+    let dialed = dial(addr, PeerRole::Client, DIAL_DEADLINE, credentials).await.ok()?;
     (dialed.welcome.role == ServerRole::Master).then_some(dialed.welcome.epoch.0)
 }
 

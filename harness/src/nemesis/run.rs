@@ -61,7 +61,7 @@ pub async fn run(config: NemesisConfig, interrupt: &Interrupt) -> Result<Outcome
         return Err(HarnessError::Interrupted);
     }
     let mut topology = tokio::select! {
-        started = Topology::start(&config.nodes_bin, &config.out, config.slaves, config.replicas) => started?,
+        started = Topology::start(&config.nodes_bin, &config.out, config.slaves, config.replicas, config.secure) => started?,
         _ = interrupt.wait() => return Err(HarnessError::Interrupted),
     };
     let exercised = exercise(&mut topology, &config, interrupt).await;
@@ -112,7 +112,7 @@ async fn exercise(
     interrupt: &Interrupt,
 ) -> Result<Exercised, HarnessError> {
     let mut load = Load::start(config, &topology.client_config(config.request_timeout()), &config.out.join(HISTORY))?;
-    let monitor = Monitor::start(topology.node_addrs.clone(), load.start);
+    let monitor = Monitor::start(topology.node_addrs.clone(), topology.credentials.clone(), load.start);
     let mut stage = Stage { topology, monitor: &monitor, start: load.start, interrupt, down: BTreeSet::new() };
     let mut problems = Vec::new();
     let injected = inject_faults(&mut stage, config, &mut problems).await;

@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 
 use actors::client::{Client, ClientConfig};
 use actors::security::Credentials;
+
+use crate::secrets::Secrets;
 use net::StatusReport;
 use rand::Rng;
 
@@ -81,14 +83,29 @@ pub struct Topology {
     /// `slave[k][i]`: slave k to node i.
     slave: Vec<[Proxy; 2]>,
     data_dir: PathBuf,
+    /// A secured run's key, password and certificates.
+    secrets: Option<Secrets>,
+    /// What clients present (the password and TLS of a secured run).
+    pub credentials: Credentials,
 }
 
 impl Topology {
     /// Starts the proxies and the nodes, and waits until the master reports every slave and
     /// its standby. The caller must [`Topology::stop_nodes`] it, also after an error.
-    pub async fn start(nodes_bin: &Path, out: &Path, slaves: u32, replicas: u32) -> Result<Topology, HarnessError> {
+    pub async fn start(
+        nodes_bin: &Path,
+        out: &Path,
+        slaves: u32,
+        replicas: u32,
+        secure: bool,
+    ) -> Result<Topology, HarnessError> {
         let data_dir = out.join("data");
         remove_dir(&data_dir)?;
+        let secrets = match secure {
+            true => Some(Secrets::make(nodes_bin, &out.join("secrets"), slaves)?),
+            false => None,
+        };
+        let credentials = secrets.as_ref().map(Secrets::credentials).transpose()?.unwrap_or_default();
         let nodes_bin = private_copy(nodes_bin, &data_dir.join("bin"))?;
         let launcher = Launcher::new(&nodes_bin, &out.join("logs"))?.kill_when_orphaned();
         let node_addrs = [stable_port()?, stable_port()?];
@@ -99,7 +116,8 @@ impl Topology {
             slave.push([Proxy::start(&node_addrs[0]).await?, Proxy::start(&node_addrs[1]).await?]);
         }
         let slaves = (1..=slaves).map(|i| format!("slave-{i}")).collect();
-        let mut topology = Topology { launcher, node_addrs, slaves, client, peer, slave, data_dir };
+        let mut topology =
+            Topology { launcher, node_addrs, slaves, client, peer, slave, data_dir, secrets, credentials };
         if let Err(err) = topology.spawn_all(replicas).await {
             topology.stop_nodes().await;
             return Err(err);
@@ -130,6 +148,7 @@ impl Topology {
         args.extend(["--data-dir".into(), self.data_dir.join(role).into_os_string()]);
         args.extend(["--replicas".into(), replicas.to_string().into()]);
         args.extend(NODE_FLAGS.iter().map(OsString::from));
+        args.extend(self.secrets.iter().flat_map(|s| s.flags(role, true)));
         args
     }
 
@@ -140,6 +159,7 @@ impl Topology {
         args.extend(["--backup".into(), self.slave[k][1].addr.to_string().into()]);
         args.extend(["--data-dir".into(), self.data_dir.join(name).into_os_string()]);
         args.extend(SLAVE_FLAGS.iter().map(OsString::from));
+        args.extend(self.secrets.iter().flat_map(|s| s.flags(name, false)));
         args
     }
 
@@ -188,7 +208,7 @@ impl Topology {
             servers: self.node_addrs.to_vec(),
             connect_timeout: PROBE_CONNECT,
             request_timeout,
-            credentials: Credentials::default(),
+            credentials: self.credentials.clone(),
         })
     }
 
@@ -198,7 +218,7 @@ impl Topology {
             servers: self.client.iter().map(|p| p.addr.to_string()).collect(),
             connect_timeout: Duration::from_secs(1),
             request_timeout,
-            credentials: Credentials::default(),
+            credentials: self.credentials.clone(),
         }
     }
 
