@@ -86,6 +86,8 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
     let extra = endpoints(&redis, &sentinel);
     let (addr, more) = listening_addrs(nodes.last_mut().expect("just pushed"), extra).await?;
     announce(&format!("master  {addr}{more}  pid {}", pid(&nodes[0])));
+    // The master's Redis address is the word after "redis" in its line.
+    let master_redis = more.split_whitespace().skip_while(|w| *w != "redis").nth(1).map(str::to_string);
     let backup_data = path("backup")?;
     let backup_args = [
         "backup",
@@ -122,6 +124,13 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
     }
     if let Some(secrets) = &secrets {
         announce(&format!("secured; connect with: nodes client {}", secrets.client().join(" ")));
+        if let Some((host, port)) = master_redis.as_deref().and_then(|a| a.rsplit_once(':')) {
+            announce(&format!(
+                "redis: REDISCLI_AUTH=\"$(cat {})\" redis-cli -h {host} -p {port} --tls --cacert {}",
+                secrets.password,
+                secrets.file("ca.pem")
+            ));
+        }
     }
     Ok(())
 }

@@ -367,7 +367,7 @@ fn nodes_cluster_secure_runs_every_node_with_a_key_a_password_and_tls() {
         &["cluster", "--secure", "--slaves", "1", "--listen", "127.0.0.1:0", "--dir", &nodes_dir],
     );
     let mut lines = std::io::BufReader::new(cluster.take_stdout()).lines();
-    let (mut addrs, mut connect) = (Vec::new(), None);
+    let (mut addrs, mut connect, mut redis) = (Vec::new(), None, None);
     for line in lines.by_ref() {
         let line = line.expect("a line");
         if line.starts_with("cluster running") {
@@ -375,6 +375,8 @@ fn nodes_cluster_secure_runs_every_node_with_a_key_a_password_and_tls() {
         }
         if let Some(flags) = line.strip_prefix("secured; connect with: nodes client ") {
             connect = Some(flags.split_whitespace().map(String::from).collect::<Vec<_>>());
+        } else if let Some(command) = line.strip_prefix("redis: ") {
+            redis = Some(command.to_string());
         } else if line.starts_with("master ") || line.starts_with("backup ") {
             addrs.push(line.split_whitespace().nth(1).expect("an address").to_string());
         }
@@ -397,6 +399,12 @@ fn nodes_cluster_secure_runs_every_node_with_a_key_a_password_and_tls() {
     assert_eq!(plain.status.code(), Some(2), "a client without the secrets got in");
     let ca_only = client(&connect[2..], &["get", "k"]);
     assert!(stderr(&ca_only).contains("requires a password"), "{}", stderr(&ca_only));
+    // The printed redis-cli line works as it is.
+    let redis = redis.expect("the cluster prints a redis-cli line");
+    if redis_cli().is_some() {
+        let out = Command::new("bash").args(["-c", &format!("{redis} get k")]).output().expect("bash");
+        assert_eq!(stdout(&out), "v", "{redis}: {}", stderr(&out));
+    }
     cluster.signal(libc::SIGTERM);
     assert_eq!(cluster.wait_exit().code(), Some(0));
 }
