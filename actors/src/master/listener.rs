@@ -267,10 +267,11 @@ fn admit_client(password: Option<&str>, config: &MasterConfig) -> Result<(), Wir
 
 /// Sends `err`, closes the write side, and reads for a moment so the peer gets the frame.
 async fn refuse(peer: SocketAddr, reader: ServerReader, write: WriteHalf, err: WireError) {
-    if matches!(err, WireError::Unauthorized { .. }) {
-        tracing::warn!(%peer, %err, "refusing a connection");
-    } else {
-        tracing::info!(%peer, %err, "refusing a connection");
+    match err {
+        WireError::Unauthorized { .. } => tracing::warn!(%peer, %err, "refusing a connection"),
+        // Clients dial every server at once, so a standby turns one away for each connection.
+        WireError::NotMaster { .. } => tracing::debug!(%peer, %err, "refusing a connection"),
+        _ => tracing::info!(%peer, %err, "refusing a connection"),
     }
     refuse_with(peer, reader, write, FromServer::Error(err)).await
 }
