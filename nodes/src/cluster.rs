@@ -125,8 +125,9 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
     if let Some(secrets) = &secrets {
         announce(&format!("secured; connect with: nodes client {}", secrets.client().join(" ")));
         if let Some((host, port)) = master_redis.as_deref().and_then(|a| a.rsplit_once(':')) {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
             announce(&format!(
-                "redis: REDISCLI_AUTH=\"$(cat {})\" redis-cli -h {host} -p {port} --tls --cacert {}",
+                "redis: REDISCLI_AUTH=\"$(cat '{}')\" redis-cli -h {host} -p {port} --tls --cacert '{}'",
                 secrets.password,
                 secrets.file("ca.pem")
             ));

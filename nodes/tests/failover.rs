@@ -338,3 +338,25 @@ fn a_client_gives_up_on_a_paused_master_instead_of_waiting_out_its_deadline() {
     let read = sys.block_on(client.get(b("k"))).expect("a read after the takeover");
     assert_eq!(read, Some(b("after")));
 }
+
+#[test]
+fn a_client_that_stalls_itself_does_not_blame_the_server() {
+    let cluster = Cluster::start("client-stall", 3, &[]);
+    let sys = actix_rt::System::new();
+    let client = sys.block_on(async { Client::start(cluster.client_config()) });
+    sys.block_on(async { client.put(b("k"), b("v0")).await.expect("a first write") });
+    let result = sys.block_on(async {
+        let call = {
+            let client = client.clone();
+            actix_rt::spawn(async move { client.put(b("k"), b("v1")).await })
+        };
+        // Let the request go out, then stall this thread (as a starved or stopped process
+        // would) while the answer waits in the socket.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        call.await.expect("the call's task")
+    });
+    assert!(result.is_ok(), "the client's own stall was taken for a silent server: {result:?}");
+}

@@ -18,14 +18,16 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::prelude::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture, StreamHandler,
-    WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture, SpawnHandle,
+    StreamHandler, WrapFuture,
 };
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use net::{ClientOp, ClientReply, FromServer, NetError, PeerRole, RequestId, ServerRole, ToServer, Welcome, WireError};
+use net::{
+    ClientOp, ClientReply, Epoch, FromServer, NetError, PeerRole, RequestId, ServerRole, ToServer, Welcome, WireError,
+};
 
 use crate::dial::{dial, DialError, Dialed};
 use crate::error::Error;
@@ -85,6 +87,9 @@ struct Connection {
     last_heard: Instant,
     /// No request was in flight at the last liveness check.
     idle: bool,
+    /// The task reading the connection, cancelled when the connection is given up for silence
+    /// (a paused server never closes it).
+    reader: SpawnHandle,
 }
 
 /// Silence (with requests in flight) after which the client asks the server for a `Pong`.
@@ -101,6 +106,10 @@ pub struct ClientActor {
     conn: Option<Connection>,
     connecting: bool,
     conn_count: u64,
+    /// The newest epoch a master answered with: a master with an older one has been replaced.
+    newest_epoch: Epoch,
+    /// When the liveness check last ran: a longer gap means this client was stalled itself.
+    last_check: Instant,
     next_id: RequestId,
     pending: HashMap<RequestId, Pending>,
     waiting: VecDeque<RequestId>,
@@ -115,6 +124,8 @@ impl ClientActor {
             conn: None,
             connecting: false,
             conn_count: 0,
+            newest_epoch: Epoch(0),
+            last_check: Instant::now(),
             next_id: 1,
             pending: HashMap::new(),
             waiting: VecDeque::new(),
@@ -150,8 +161,11 @@ impl ClientActor {
         }
         let timeout = self.config.connect_timeout;
         let credentials = self.config.credentials.clone();
+        let newest = self.newest_epoch;
         // Every server is dialed at once and the first to answer as master wins, so a server
-        // that is down, paused or slow to answer costs nothing when another one serves.
+        // that is down, paused or slow to answer costs nothing when another one serves. A
+        // master with an older epoch than one this client has seen was replaced and does not
+        // know yet: it is kept only if no other master answers.
         let attempt = async move {
             let dial_one = |addr: String| {
                 let credentials = credentials.clone();
@@ -165,9 +179,18 @@ impl ClientActor {
             let mut dials: FuturesUnordered<_> = servers.into_iter().map(&dial_one).collect();
             let mut failures: Vec<(String, String)> = Vec::new();
             let mut redirects = 0;
+            let mut older: Option<Dialed> = None;
             while let Some((addr, result)) = dials.next().await {
                 match result {
-                    Ok(dialed) if dialed.welcome.role == ServerRole::Master => return Ok(dialed),
+                    Ok(dialed) if dialed.welcome.role == ServerRole::Master && dialed.welcome.epoch >= newest => {
+                        return Ok(dialed)
+                    }
+                    Ok(dialed) if dialed.welcome.role == ServerRole::Master => {
+                        failures.push((addr.clone(), format!("{addr} serves an older epoch")));
+                        if older.as_ref().is_none_or(|o| o.welcome.epoch < dialed.welcome.epoch) {
+                            older = Some(dialed);
+                        }
+                    }
                     Ok(_) => failures.push((addr.clone(), format!("{addr} is a standby"))),
                     Err(DialError::Refused(WireError::NotMaster { master })) => {
                         failures.push((addr.clone(), format!("{addr} is not master")));
@@ -178,6 +201,9 @@ impl ClientActor {
                     }
                     Err(err) => failures.push((addr.clone(), format!("{addr}: {err}"))),
                 }
+            }
+            if let Some(dialed) = older {
+                return Ok(dialed);
             }
             // Reported in the order the servers were given (redirect targets last).
             failures.sort_by_key(|(addr, _)| order.iter().position(|s| s == addr).unwrap_or(usize::MAX));
@@ -201,17 +227,19 @@ impl ClientActor {
     fn connected(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
         let Dialed { addr, welcome, reader, writer } = dialed;
         tracing::debug!(server = %addr, node = %welcome.node, "connected");
+        self.newest_epoch = self.newest_epoch.max(welcome.epoch);
         self.conn_count += 1;
         let id = self.conn_count;
         let stream = frames(reader).map(move |f| Incoming { conn: id, frame: Some(f) });
         let end = futures_util::stream::once(async move { Incoming { conn: id, frame: None } });
-        ctx.add_stream(stream.chain(end));
+        let reader = ctx.add_stream(stream.chain(end));
         self.conn = Some(Connection {
             id,
             server: ServerInfo { addr, welcome },
             outbox: Outbox::spawn(writer),
             last_heard: Instant::now(),
             idle: true,
+            reader,
         });
         for id in std::mem::take(&mut self.waiting) {
             self.send(id);
@@ -249,7 +277,17 @@ impl ClientActor {
 
     /// Pings a quiet server that owes answers, and gives up on one silent for too long.
     fn check_liveness(&mut self, ctx: &mut Context<Self>) {
+        let since_check = std::mem::replace(&mut self.last_check, Instant::now()).elapsed();
         let Some(conn) = &mut self.conn else { return };
+        if since_check > 2 * PING_AFTER {
+            // This client did not run for a while (a starved or stopped process): answers may be
+            // waiting unread, so the silence says nothing about the server.
+            conn.last_heard = Instant::now();
+            return;
+        }
+        if !conn.outbox.is_open() {
+            return self.disconnected("the connection's writer stopped", ctx);
+        }
         let owed = self.pending.values().any(|p| p.sent_on == Some(conn.id));
         if !owed {
             conn.idle = true;
@@ -257,6 +295,7 @@ impl ClientActor {
         }
         let silent = conn.last_heard.elapsed();
         if silent >= SILENCE_LIMIT {
+            ctx.cancel_future(conn.reader);
             self.disconnected(&format!("no frame from the server for {silent:?}"), ctx);
         } else if silent >= PING_AFTER {
             // Not registered as pending: the answer only refreshes `last_heard`.

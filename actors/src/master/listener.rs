@@ -151,7 +151,13 @@ async fn handshake(
         return refuse_with(peer, reader, write, FromServer::Welcome(welcome)).await;
     }
     let Some((coordinator, wal)) = view.serving else {
-        return refuse(peer, reader, write, WireError::NotMaster { master: view.master }).await;
+        let err = WireError::NotMaster { master: view.master };
+        if role == PeerRole::Client {
+            // Clients dial every server at once, so a standby turns one away per connection.
+            tracing::debug!(%peer, %err, "refusing a client");
+            return refuse_with(peer, reader, write, FromServer::Error(err)).await;
+        }
+        return refuse(peer, reader, write, err).await;
     };
     match role {
         PeerRole::Client => {
@@ -269,8 +275,6 @@ fn admit_client(password: Option<&str>, config: &MasterConfig) -> Result<(), Wir
 async fn refuse(peer: SocketAddr, reader: ServerReader, write: WriteHalf, err: WireError) {
     match err {
         WireError::Unauthorized { .. } => tracing::warn!(%peer, %err, "refusing a connection"),
-        // Clients dial every server at once, so a standby turns one away for each connection.
-        WireError::NotMaster { .. } => tracing::debug!(%peer, %err, "refusing a connection"),
         _ => tracing::info!(%peer, %err, "refusing a connection"),
     }
     refuse_with(peer, reader, write, FromServer::Error(err)).await
