@@ -75,16 +75,9 @@ async fn accept(tcp: TcpStream, peer: SocketAddr, node: Addr<NodeActor>, config:
     let deadline = Instant::now() + config.handshake_timeout;
     let stream = match &config.gate.tls {
         None => Stream::Plain(tcp),
-        Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
-            Ok(Ok(stream)) => stream,
-            // rustls reports what the peer sent wrong (not TLS, a certificate the CA did not
-            // sign) as InvalidData; anything else is a peer that went away mid-handshake (a
-            // client that dialed every server and kept another one, a cut link).
-            Ok(Err(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
-                return tracing::warn!(%peer, %err, "TLS handshake refused; closing");
-            }
-            Ok(Err(err)) => return tracing::debug!(%peer, %err, "connection closed during the TLS handshake"),
-            Err(_) => return tracing::info!(%peer, "no TLS handshake within the deadline; closing"),
+        Some(tls) => match tls.accept_by(tcp, peer, deadline, "").await {
+            Some(stream) => stream,
+            None => return,
         },
     };
     let verified = stream.peer_verified();

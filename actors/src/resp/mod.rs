@@ -95,15 +95,9 @@ async fn accept_tls(
     slot: Slot,
     deadline: Duration,
 ) {
-    match tokio::time::timeout(deadline, tls.accept(tcp)).await {
-        Ok(Ok(stream)) => start_session(stream, peer, shared, slot),
-        // As on the native listener: InvalidData is what the peer got wrong, the rest is a
-        // peer that went away.
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
-            tracing::warn!(%peer, %err, "Redis connection: TLS handshake refused; closing")
-        }
-        Ok(Err(err)) => tracing::debug!(%peer, %err, "Redis connection closed during the TLS handshake"),
-        Err(_) => tracing::info!(%peer, "Redis connection: no TLS handshake within the deadline; closing"),
+    let deadline = tokio::time::Instant::now() + deadline;
+    if let Some(stream) = tls.accept_by(tcp, peer, deadline, "Redis connection: ").await {
+        start_session(stream, peer, shared, slot);
     }
 }
 

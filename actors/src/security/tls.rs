@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::stream::Stream;
 use crate::error::Error;
@@ -94,6 +96,29 @@ impl TlsAcceptor {
     pub async fn accept(&self, tcp: TcpStream) -> io::Result<Stream> {
         let tls = self.inner.accept(tcp).await?;
         Ok(Stream::Tls(Box::new(tls.into())))
+    }
+
+    /// The TLS handshake on a listener's connection from `peer`, by `deadline`; a failure is
+    /// logged (each line starting with `what`, which names the listener) and gives `None`.
+    pub async fn accept_by(&self, tcp: TcpStream, peer: SocketAddr, deadline: Instant, what: &str) -> Option<Stream> {
+        match tokio::time::timeout_at(deadline, self.accept(tcp)).await {
+            Ok(Ok(stream)) => Some(stream),
+            // rustls reports what the peer sent wrong (not TLS, a certificate the CA did not
+            // sign) as InvalidData; anything else is a peer that went away mid-handshake (a
+            // client that dialed every server and kept another one, a cut link).
+            Ok(Err(err)) if err.kind() == io::ErrorKind::InvalidData => {
+                tracing::warn!(%peer, %err, "{what}TLS handshake refused; closing");
+                None
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, %err, "{what}connection closed during the TLS handshake");
+                None
+            }
+            Err(_) => {
+                tracing::info!(%peer, "{what}no TLS handshake within the deadline; closing");
+                None
+            }
+        }
     }
 }
 
