@@ -5,15 +5,14 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use net::{encode_frame, FromServer, Hello, MsgCodec, NetError, PeerRole, ToServer, Welcome, WireError, NONCE_LEN};
+use net::{FromServer, Hello, MsgCodec, NetError, PeerRole, ToServer, Welcome, WireError, NONCE_LEN};
 
 use crate::error::Error;
+use crate::outbox::write_frame;
 use crate::security::{ClusterKey, Credentials, ReadHalf, Stream, WriteHalf};
 
 /// The peer side of a connection to a server: frames from the server, frames to it.
@@ -92,7 +91,7 @@ pub async fn dial(
             password: credentials.password.clone().filter(|_| !is_member(&role)),
             ..Hello::new(role.clone())
         };
-        send(&mut writer, &ToServer::Hello(hello)).await.map_err(|e| failed(e.to_string()))?;
+        write_frame(&mut writer, &ToServer::Hello(hello)).await.map_err(|e| failed(e.to_string()))?;
         let mut answer = next(&mut reader, addr).await?;
         if let FromServer::Challenge { nonce: server_nonce, proof } = &answer {
             let (Some(key), Some(nonce)) = (key, &nonce) else {
@@ -103,13 +102,13 @@ pub async fn dial(
             if server_nonce.len() != NONCE_LEN || !key.verify_server(nonce, server_nonce, &role, proof) {
                 // Tell the server, which logs the attempt; then give up on it.
                 let err = WireError::unauthorized("the server's proof does not match this node's cluster key");
-                let _ = send(&mut writer, &ToServer::Error(err)).await;
+                let _ = write_frame(&mut writer, &ToServer::Error(err)).await;
                 return Err(untrusted(
                     "the server failed to prove it holds the cluster key: it has another key".into(),
                 ));
             }
             let proof = key.member_proof(nonce, server_nonce, &role);
-            send(&mut writer, &ToServer::Proof { proof }).await.map_err(|e| failed(e.to_string()))?;
+            write_frame(&mut writer, &ToServer::Proof { proof }).await.map_err(|e| failed(e.to_string()))?;
             answer = next(&mut reader, addr).await?;
         } else if key.is_some() && matches!(answer, FromServer::Welcome(_)) {
             return Err(untrusted("the server did not prove it holds the cluster key: it runs without one".into()));
@@ -124,13 +123,6 @@ pub async fn dial(
         Ok(result) => result,
         Err(_) => Err(failed(format!("no handshake answer within {deadline:?}"))),
     }
-}
-
-async fn send(writer: &mut WriteHalf, frame: &ToServer) -> std::io::Result<()> {
-    let mut buf = BytesMut::new();
-    encode_frame(frame, &mut buf).map_err(std::io::Error::other)?;
-    writer.write_all(&buf).await?;
-    writer.flush().await
 }
 
 async fn next(reader: &mut ServerReader, addr: &str) -> Result<FromServer, DialError> {

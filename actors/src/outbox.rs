@@ -147,6 +147,15 @@ where
     })
 }
 
+/// Writes one frame and flushes it, outside any outbox: the handshake's frames, and the last
+/// frame of a refused connection.
+pub async fn write_frame<T: Serialize>(write: &mut WriteHalf, frame: &T) -> std::io::Result<()> {
+    let mut buf = BytesMut::new();
+    encode_frame(frame, &mut buf).map_err(std::io::Error::other)?;
+    write.write_all(&buf).await?;
+    write.flush().await
+}
+
 /// Reads and discards until the peer closes or [`LINGER`] passes.
 pub async fn drain(mut read: ReadHalf) {
     let mut sink = [0u8; 4096];

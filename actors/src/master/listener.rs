@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::{Actor, Addr, AsyncContext};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -19,8 +19,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use net::{
-    encode_frame, FromServer, Hello, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Welcome, WireError, NONCE_LEN,
-    PROTOCOL_VERSION,
+    FromServer, Hello, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Welcome, WireError, NONCE_LEN, PROTOCOL_VERSION,
 };
 
 use super::backup_session::BackupSession;
@@ -31,7 +30,7 @@ use super::MasterConfig;
 use crate::dial::is_member;
 use crate::limit::{holding, ConnectionLimit, Slot};
 use crate::node::role::{Describe, NodeActor};
-use crate::outbox::{drain, frames, Outbox};
+use crate::outbox::{drain, frames, write_frame, Outbox};
 use crate::security::{ClusterKey, ReadHalf, Stream, WriteHalf};
 
 type ServerReader = FramedRead<ReadHalf, MsgCodec<ToServer, FromServer>>;
@@ -231,10 +230,7 @@ async fn admit_member(
     }
     let server_nonce = ClusterKey::nonce();
     let proof = key.server_proof(&nonce, &server_nonce, role);
-    let mut buf = BytesMut::new();
-    encode_frame(&FromServer::Challenge { nonce: server_nonce.clone(), proof }, &mut buf)
-        .map_err(|e| WireError::internal(e.to_string()))?;
-    if write.write_all(&buf).await.is_err() || write.flush().await.is_err() {
+    if write_frame(write, &FromServer::Challenge { nonce: server_nonce.clone(), proof }).await.is_err() {
         return Err(WireError::protocol("the connection failed during the handshake"));
     }
     match tokio::time::timeout_at(deadline, reader.next()).await {
@@ -275,9 +271,7 @@ async fn refuse(peer: SocketAddr, reader: ServerReader, write: WriteHalf, err: W
 
 /// Sends one last frame and closes gracefully.
 async fn refuse_with(_peer: SocketAddr, reader: ServerReader, mut write: WriteHalf, last: FromServer) {
-    let mut buf = BytesMut::new();
-    if encode_frame(&last, &mut buf).is_ok() && write.write_all(&buf).await.is_ok() {
-        let _ = write.flush().await;
+    if write_frame(&mut write, &last).await.is_ok() {
         let _ = write.shutdown().await;
     }
     drain(reader.into_inner()).await;
