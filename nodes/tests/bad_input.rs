@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use net::{
-    encode_frame, ClientOp, Epoch, FromServer, Hello, Key, MsgCodec, PeerRole, ServerRole, SlaveOp, SlaveReply,
-    ToServer, Value, Version, Welcome, WireError, PROTOCOL_VERSION,
+    encode_frame, ClientOp, Epoch, FromServer, Hello, Key, PeerRole, ServerRole, SlaveOp, SlaveReply, ToServer, Value,
+    Version, Welcome, WireError, PROTOCOL_VERSION,
 };
 use serde::Serialize;
 use support::{frames_until_close, Cluster, Proc};
-use tokio_util::codec::Decoder;
 
 fn frame<T: Serialize>(msg: &T) -> Vec<u8> {
     let mut buf = BytesMut::new();
@@ -228,7 +227,7 @@ fn the_slave_answers_bad_input_with_an_error_and_keeps_its_data() {
     let oversized = (net::limits::MAX_FRAME_LEN as u32 + 1).to_be_bytes().to_vec();
     for (name, payload) in [("garbage", garbage.to_vec()), ("oversized", oversized)] {
         conn.write_all(&payload).unwrap();
-        let frames = slave_frames_until_close(&mut conn);
+        let frames = support::frames_from_peer::<ToServer, FromServer>(&mut conn);
         assert!(
             matches!(frames.last(), Some(ToServer::Error(WireError::BadFrame { .. }))),
             "{name}: slave sent {frames:?}"
@@ -244,25 +243,4 @@ fn the_slave_answers_bad_input_with_an_error_and_keeps_its_data() {
     let read = slave_request(&mut conn, 2, SlaveOp::Read { key });
     let Ok(SlaveReply::Read { entry: Some(entry) }) = read else { panic!("{read:?}") };
     assert_eq!(entry.value.unwrap().as_bytes(), b"v");
-}
-
-fn slave_frames_until_close(stream: &mut TcpStream) -> Vec<ToServer> {
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(err) => panic!("the slave neither answered nor closed: {err}"),
-        }
-    }
-    let mut codec = MsgCodec::<ToServer, FromServer>::new();
-    let mut buf = BytesMut::from(&bytes[..]);
-    let mut out = Vec::new();
-    while let Ok(Some(msg)) = codec.decode(&mut buf) {
-        out.push(msg);
-    }
-    out
 }

@@ -654,6 +654,12 @@ pub fn assert_keys(cluster: &Cluster, prefix: &str, count: usize) {
 /// Everything a server sent on `stream` until it closed the connection, decoded as native
 /// frames.
 pub fn frames_until_close(stream: &mut std::net::TcpStream) -> Vec<net::FromServer> {
+    frames_from_peer::<net::FromServer, net::ToServer>(stream)
+}
+
+/// Everything the peer on `stream` sent until it closed the connection, decoded as `In` (what a
+/// slave sends is `ToServer`, what a server sends `FromServer`).
+pub fn frames_from_peer<In: serde::de::DeserializeOwned, Out>(stream: &mut std::net::TcpStream) -> Vec<In> {
     use std::io::Read;
     use tokio_util::codec::Decoder;
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
@@ -664,13 +670,13 @@ pub fn frames_until_close(stream: &mut std::net::TcpStream) -> Vec<net::FromServ
             Ok(0) => break,
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
             Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(err) => panic!("the server neither answered nor closed: {err}"),
+            Err(err) => panic!("the peer neither answered nor closed: {err}"),
         }
     }
-    let mut codec = net::MsgCodec::<net::FromServer, net::ToServer>::new();
+    let mut codec = net::MsgCodec::<In, Out>::new();
     let mut buf = bytes::BytesMut::from(&bytes[..]);
     let mut out = Vec::new();
-    while let Some(msg) = codec.decode(&mut buf).expect("the server sends valid frames") {
+    while let Some(msg) = codec.decode(&mut buf).expect("the peer sends valid frames") {
         out.push(msg);
     }
     out
