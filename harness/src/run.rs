@@ -9,8 +9,7 @@ use actors::client::Client;
 use net::StatusReport;
 
 use crate::args::RunArgs;
-use actors::security::password::read_password_file;
-use actors::security::{Credentials, TlsConnector};
+use actors::security::{Credentials, TlsFiles};
 
 use crate::cluster::{Cluster, Target};
 use crate::config::RunConfig;
@@ -60,10 +59,8 @@ impl RunPlan {
 
 /// The password and TLS for an existing cluster (`--password-file`, `--tls-ca`).
 fn client_credentials(args: &RunArgs) -> Result<Credentials, HarnessError> {
-    let password = args.password_file.as_deref().map(read_password_file).transpose();
-    let tls = args.tls_ca.as_deref().map(|ca| TlsConnector::new(ca, None)).transpose();
-    let bad = |err: actors::Error| HarnessError::Config(err.to_string());
-    Ok(Credentials { cluster_key: None, password: password.map_err(bad)?, tls: tls.map_err(bad)? })
+    let tls = TlsFiles { ca: args.tls_ca.clone(), ..TlsFiles::default() };
+    Credentials::for_client(args.password_file.as_deref(), &tls).map_err(|err| HarnessError::Config(err.to_string()))
 }
 
 /// `--nodes-bin`, or the `nodes` binary next to this executable.

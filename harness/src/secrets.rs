@@ -4,7 +4,8 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use actors::security::Credentials;
+use actors::security::password::generate_password_file;
+use actors::security::{Credentials, TlsFiles};
 
 use crate::error::HarnessError;
 
@@ -37,13 +38,7 @@ impl Secrets {
         };
         run(&["keygen".as_ref(), secrets.key.as_os_str()])?;
         run(&["gen-certs".as_ref(), secrets.certs.as_os_str(), "--names".as_ref(), names.join(",").as_ref()])?;
-        let password: String = (0..24).map(|_| char::from(b'a' + rand::random_range(0..26u8))).collect();
-        let owner_only = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&secrets.password)
-        };
-        std::io::Write::write_all(&mut owner_only.map_err(HarnessError::io(&secrets.password))?, password.as_bytes())
-            .map_err(HarnessError::io(&secrets.password))?;
+        generate_password_file(&secrets.password).map_err(|err| HarnessError::Config(err.to_string()))?;
         Ok(secrets)
     }
 
@@ -66,11 +61,7 @@ impl Secrets {
     }
 
     pub fn credentials(&self) -> Result<Credentials, HarnessError> {
-        let bad = |err: actors::Error| HarnessError::Config(err.to_string());
-        Ok(Credentials {
-            cluster_key: None,
-            password: Some(actors::security::password::read_password_file(&self.password).map_err(bad)?),
-            tls: Some(actors::security::TlsConnector::new(&self.certs.join("ca.pem"), None).map_err(bad)?),
-        })
+        let tls = TlsFiles { ca: Some(self.certs.join("ca.pem")), ..TlsFiles::default() };
+        Credentials::for_client(Some(&self.password), &tls).map_err(|err| HarnessError::Config(err.to_string()))
     }
 }

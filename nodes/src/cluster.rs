@@ -180,7 +180,6 @@ impl ClusterSecrets {
 /// Makes (or reuses) a key, a password and certificates for the master, the backup, each slave
 /// and a client.
 fn make_secrets(dir: &Path, slaves: u32) -> anyhow::Result<ClusterSecrets> {
-    use rand::distr::{Alphanumeric, SampleString};
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets).with_context(|| format!("cannot create {}", secrets.display()))?;
     let key = secrets.join("cluster.key");
@@ -189,15 +188,7 @@ fn make_secrets(dir: &Path, slaves: u32) -> anyhow::Result<ClusterSecrets> {
     }
     let password = secrets.join("client.password");
     if !password.exists() {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&password)
-            .with_context(|| format!("cannot create {}", password.display()))?;
-        writeln!(file, "{}", Alphanumeric.sample_string(&mut rand::rng(), 24))?;
+        actors::security::password::generate_password_file(&password)?;
     }
     let certs = secrets.join("certs");
     let mut names: Vec<String> = ["master", "backup", "client"].map(String::from).to_vec();

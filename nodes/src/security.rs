@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 use actors::security::key::MIN_KEY_LEN;
-use actors::security::password::read_password_file;
 use actors::security::{ClusterKey, Credentials, Gate, Password, TlsFiles};
 
 use crate::args::{ClientArgs, GenCertsArgs, ServerArgs, SlaveArgs, TlsArgs};
@@ -68,11 +67,7 @@ pub fn client(args: &ClientArgs) -> anyhow::Result<Credentials> {
     if files.cert.is_some() && files.ca.is_none() {
         anyhow::bail!("--tls-cert needs --tls-ca: a client connects over TLS only with a CA to verify the server");
     }
-    Ok(Credentials {
-        cluster_key: None,
-        password: args.password_file.as_deref().map(read_password_file).transpose()?,
-        tls: files.connector()?,
-    })
+    Ok(Credentials::for_client(args.password_file.as_deref(), &files)?)
 }
 
 /// `nodes keygen FILE`.

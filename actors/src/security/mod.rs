@@ -28,6 +28,18 @@ pub struct Credentials {
     pub tls: Option<TlsConnector>,
 }
 
+impl Credentials {
+    /// A client's: the password in `password_file`, and TLS from `tls` (a CA to verify the
+    /// servers, and a certificate if they ask for one).
+    pub fn for_client(password_file: Option<&std::path::Path>, tls: &TlsFiles) -> Result<Self, crate::Error> {
+        Ok(Credentials {
+            cluster_key: None,
+            password: password_file.map(password::read_password_file).transpose()?,
+            tls: tls.connector()?,
+        })
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::key::{read_secret_file, trim};
+use super::key::{read_secret_file, trim, write_secret_file};
 use crate::error::Error;
 
 /// The password clients must present. Only its digest is kept.
@@ -42,6 +42,14 @@ impl Password {
     }
 }
 
+/// Writes a new random password (24 letters and digits) to `path`, which must not exist, with
+/// mode 0600: for clusters that make their own secrets (`nodes cluster --secure`, the harness).
+pub fn generate_password_file(path: &Path) -> Result<(), Error> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+    write_secret_file(path, format!("{password}\n").as_bytes())
+}
+
 /// Reads a password file for a client to send: its contents less surrounding whitespace.
 pub fn read_password_file(path: &Path) -> Result<String, Error> {
     let contents = read_secret_file(path, "password")?;
@@ -56,6 +64,20 @@ pub fn read_password_file(path: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_password_file_reads_back_and_is_never_overwritten() {
+        let dir = std::env::temp_dir().join(format!("kv-password-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("client.password");
+        generate_password_file(&path).unwrap();
+        let password = read_password_file(&path).unwrap();
+        assert_eq!(password.len(), 24);
+        assert!(generate_password_file(&path).is_err());
+        assert_eq!(read_password_file(&path).unwrap(), password);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn only_the_exact_password_matches() {

@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use actors::client::{Client, ClientConfig};
-use actors::security::password::read_password_file;
-use actors::security::{Credentials, TlsConnector};
+use actors::security::{Credentials, TlsFiles};
 use serde_json::Value as Json;
 
 pub const NODES: &str = env!("CARGO_BIN_EXE_nodes");
@@ -260,11 +259,8 @@ impl Secrets {
 
     /// The same as `client_flags`, for the client library.
     pub fn credentials(&self) -> Credentials {
-        Credentials {
-            cluster_key: None,
-            password: self.password.as_ref().map(|p| read_password_file(p).expect("password file")),
-            tls: self.certs.as_ref().map(|c| TlsConnector::new(&c.join("ca.pem"), None).expect("TLS connector")),
-        }
+        let tls = TlsFiles { ca: self.certs.as_ref().map(|c| c.join("ca.pem")), ..TlsFiles::default() };
+        Credentials::for_client(self.password.as_deref(), &tls).expect("the client's secrets")
     }
 }
 
