@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::args::ClusterArgs;
+use crate::security::SecretFiles;
 use crate::serve::{announce, shutdown_signal};
 
 struct Node {
@@ -63,8 +64,8 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
     let (redis, sentinel) = (redis_addr(&args.redis_listen), redis_addr(&args.sentinel_listen));
     let (backup_redis, backup_sentinel) =
         (redis_addr(&args.backup_redis_listen), redis_addr(&args.backup_sentinel_listen));
-    let secrets = if args.secure { Some(make_secrets(dir, args.slaves)?) } else { None };
-    let server_flags = |role: &str| secrets.as_ref().map(|s| s.server(role)).unwrap_or_default();
+    let secrets = if args.secure { make_secrets(dir, args.slaves)? } else { SecretFiles::default() };
+    let server_flags = |role: &str| secrets.server_flags(role);
     let master_data = path("master")?;
     let master_args = [
         "master",
@@ -113,73 +114,28 @@ async fn start_all(exe: &Path, dir: &Path, args: &ClusterArgs, nodes: &mut Vec<N
         let name = format!("slave-{i}");
         let data = path(&name)?;
         let slave_args = ["slave", "--master", &addr, "--backup", &backup, "--id", &name, "--data-dir", &data];
-        let slave_args: Vec<String> = slave_args
-            .iter()
-            .map(|a| a.to_string())
-            .chain(secrets.as_ref().map(|s| s.slave(&name)).unwrap_or_default())
-            .collect();
+        let slave_args: Vec<String> =
+            slave_args.iter().map(|a| a.to_string()).chain(secrets.slave_flags(&name)).collect();
         let slave = spawn(exe, dir, &name, &slave_args)?;
         announce(&format!("{name} -> {addr}  pid {}", slave.child.id().unwrap_or(0)));
         nodes.push(slave);
     }
-    if let Some(secrets) = &secrets {
-        announce(&format!("secured; connect with: nodes client {}", secrets.client().join(" ")));
+    if let (Some(password), Some(ca)) = (&secrets.password, secrets.cert_file("ca.pem")) {
+        announce(&format!("secured; connect with: nodes client {}", secrets.client_flags().join(" ")));
         if let Some((host, port)) = master_redis.as_deref().and_then(|a| a.rsplit_once(':')) {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             announce(&format!(
-                "redis: REDISCLI_AUTH=\"$(cat '{}')\" redis-cli -h {host} -p {port} --tls --cacert '{}'",
-                secrets.password,
-                secrets.file("ca.pem")
+                "redis: REDISCLI_AUTH=\"$(cat '{}')\" redis-cli -h {host} -p {port} --tls --cacert '{ca}'",
+                password.display()
             ));
         }
     }
     Ok(())
 }
 
-/// The files of a `--secure` cluster, in `DIR/secrets`.
-struct ClusterSecrets {
-    key: String,
-    password: String,
-    certs: PathBuf,
-}
-
-impl ClusterSecrets {
-    fn file(&self, name: &str) -> String {
-        self.certs.join(name).to_string_lossy().into_owned()
-    }
-
-    fn tls(&self, name: &str) -> Vec<String> {
-        vec![
-            "--tls-ca".into(),
-            self.file("ca.pem"),
-            "--tls-cert".into(),
-            self.file(&format!("{name}.pem")),
-            "--tls-key".into(),
-            self.file(&format!("{name}-key.pem")),
-        ]
-    }
-
-    fn server(&self, role: &str) -> Vec<String> {
-        let mut flags = self.tls(role);
-        flags.extend(["--cluster-key-file".into(), self.key.clone()]);
-        flags.extend(["--client-password-file".into(), self.password.clone()]);
-        flags
-    }
-
-    fn slave(&self, name: &str) -> Vec<String> {
-        let mut flags = self.tls(name);
-        flags.extend(["--cluster-key-file".into(), self.key.clone()]);
-        flags
-    }
-
-    fn client(&self) -> Vec<String> {
-        vec!["--password-file".into(), self.password.clone(), "--tls-ca".into(), self.file("ca.pem")]
-    }
-}
-
 /// Makes (or reuses) a key, a password and certificates for the master, the backup, each slave
 /// and a client.
-fn make_secrets(dir: &Path, slaves: u32) -> anyhow::Result<ClusterSecrets> {
+fn make_secrets(dir: &Path, slaves: u32) -> anyhow::Result<SecretFiles> {
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets).with_context(|| format!("cannot create {}", secrets.display()))?;
     let key = secrets.join("cluster.key");
@@ -200,8 +156,7 @@ fn make_secrets(dir: &Path, slaves: u32) -> anyhow::Result<ClusterSecrets> {
         let hosts = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
         crate::security::write_certs(&certs, &names, &hosts, 365)?;
     }
-    let text = |p: &Path| p.to_str().map(str::to_string).context("the cluster folder's path is not UTF-8");
-    Ok(ClusterSecrets { key: text(&key)?, password: text(&password)?, certs })
+    Ok(SecretFiles { key: Some(key), password: Some(password), certs: Some(certs) })
 }
 
 /// A free port on the host of `addr` (which names port 0), held until the listener is dropped.

@@ -1,7 +1,7 @@
 //! Turning the security flags into the actors' [`Gate`] and [`Credentials`], and the two
 //! commands that make secrets: `nodes keygen` and `nodes gen-certs`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -68,6 +68,60 @@ pub fn client(args: &ClientArgs) -> anyhow::Result<Credentials> {
         anyhow::bail!("--tls-cert needs --tls-ca: a client connects over TLS only with a CA to verify the server");
     }
     Ok(Credentials::for_client(args.password_file.as_deref(), &files)?)
+}
+
+/// A cluster's secret files, any of which may be absent, and the flags that give them to each
+/// role. Certificates are a `gen-certs` folder: `ca.pem`, and `NAME.pem` / `NAME-key.pem` per
+/// node, named after the master's and backup's roles and the slaves' ids.
+#[derive(Debug, Clone, Default)]
+pub struct SecretFiles {
+    pub key: Option<PathBuf>,
+    pub password: Option<PathBuf>,
+    pub certs: Option<PathBuf>,
+}
+
+impl SecretFiles {
+    /// A file of the certificates folder, if there is one.
+    pub fn cert_file(&self, name: &str) -> Option<String> {
+        self.certs.as_ref().map(|certs| certs.join(name).to_string_lossy().into_owned())
+    }
+
+    fn tls(&self, name: &str) -> Vec<String> {
+        let (Some(ca), Some(cert), Some(key)) = (
+            self.cert_file("ca.pem"),
+            self.cert_file(&format!("{name}.pem")),
+            self.cert_file(&format!("{name}-key.pem")),
+        ) else {
+            return Vec::new();
+        };
+        vec!["--tls-ca".into(), ca, "--tls-cert".into(), cert, "--tls-key".into(), key]
+    }
+
+    fn flag(flag: &str, path: &Option<PathBuf>) -> Vec<String> {
+        path.iter().flat_map(|p| [flag.to_string(), p.to_string_lossy().into_owned()]).collect()
+    }
+
+    /// For `nodes master|backup`, whose certificate is named after its role.
+    pub fn server_flags(&self, role: &str) -> Vec<String> {
+        let mut flags = self.tls(role);
+        flags.extend(SecretFiles::flag("--cluster-key-file", &self.key));
+        flags.extend(SecretFiles::flag("--client-password-file", &self.password));
+        flags
+    }
+
+    /// For `nodes slave --id NAME`.
+    pub fn slave_flags(&self, name: &str) -> Vec<String> {
+        let mut flags = self.tls(name);
+        flags.extend(SecretFiles::flag("--cluster-key-file", &self.key));
+        flags
+    }
+
+    /// For `nodes client`: the password, then the CA (no certificate).
+    pub fn client_flags(&self) -> Vec<String> {
+        let mut flags = SecretFiles::flag("--password-file", &self.password);
+        flags.extend(self.cert_file("ca.pem").into_iter().flat_map(|ca| ["--tls-ca".to_string(), ca]));
+        flags
+    }
 }
 
 /// `nodes keygen FILE`.

@@ -299,7 +299,7 @@ fn the_whole_cluster_runs_over_mutual_tls_through_a_takeover() {
     // A slave whose certificate another CA signed is refused by the TLS handshake itself; one
     // without a certificate gets through TLS but not the gate. Both hold the right key.
     let other = Secrets::make(&test_dir("sec-other-ca"), false, false, true);
-    let other_certs = other.certs.expect("certificates");
+    let other_certs = other.certs.clone().expect("certificates");
     let key = path(cluster.secrets.key.as_ref().expect("a key"));
     let foreign = spawn_slave(
         &cluster,
@@ -434,7 +434,7 @@ fn redis_cli_speaks_tls_and_auth_to_a_secured_master() {
 #[test]
 fn half_configured_tls_and_existing_certificates_are_refused() {
     let dir = test_dir("sec-flags");
-    let certs = Secrets::make(&dir, false, false, true).certs.expect("certificates");
+    let certs = Secrets::make(&dir, false, false, true).certs.clone().expect("certificates");
     let data = path(&dir.join("data"));
     let ca = path(&certs.join("ca.pem"));
     let out = Command::new(NODES)

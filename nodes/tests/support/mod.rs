@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actors::client::{Client, ClientConfig};
 use actors::security::{Credentials, TlsFiles};
+use nodes::security::SecretFiles;
 use serde_json::Value as Json;
 
 pub const NODES: &str = env!("CARGO_BIN_EXE_nodes");
@@ -169,14 +170,19 @@ pub struct Cluster {
     pub secrets: Secrets,
 }
 
-/// What a secured test cluster runs with, made with `nodes keygen` and `nodes gen-certs`.
+/// What a secured test cluster runs with, made with `nodes keygen` and `nodes gen-certs`; the
+/// files and the flags for each role are the binary's own (`SecretFiles`).
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
-    pub key: Option<PathBuf>,
-    pub password: Option<PathBuf>,
-    /// A `nodes gen-certs` folder: ca.pem and NAME.pem / NAME-key.pem for master, backup,
-    /// slave-1.. and client.
-    pub certs: Option<PathBuf>,
+    files: SecretFiles,
+}
+
+impl std::ops::Deref for Secrets {
+    type Target = SecretFiles;
+
+    fn deref(&self) -> &SecretFiles {
+        &self.files
+    }
 }
 
 /// The names `Secrets::make` writes certificates for.
@@ -204,57 +210,7 @@ impl Secrets {
             run(&["gen-certs", path.to_str().expect("utf-8 path"), "--names", CERT_NAMES]);
             path
         });
-        Secrets { key, password, certs }
-    }
-
-    fn path(path: &std::path::Path) -> String {
-        path.to_str().expect("utf-8 path").to_string()
-    }
-
-    fn tls(&self, name: &str) -> Vec<String> {
-        let Some(certs) = &self.certs else { return Vec::new() };
-        let file = |f: String| Secrets::path(&certs.join(f));
-        vec![
-            "--tls-ca".into(),
-            file("ca.pem".into()),
-            "--tls-cert".into(),
-            file(format!("{name}.pem")),
-            "--tls-key".into(),
-            file(format!("{name}-key.pem")),
-        ]
-    }
-
-    /// Flags for `nodes master|backup`, whose certificate is named after its role.
-    pub fn server_flags(&self, role: &str) -> Vec<String> {
-        let mut flags = self.tls(role);
-        if let Some(key) = &self.key {
-            flags.extend(["--cluster-key-file".into(), Secrets::path(key)]);
-        }
-        if let Some(password) = &self.password {
-            flags.extend(["--client-password-file".into(), Secrets::path(password)]);
-        }
-        flags
-    }
-
-    /// Flags for `nodes slave --id NAME`.
-    pub fn slave_flags(&self, name: &str) -> Vec<String> {
-        let mut flags = self.tls(name);
-        if let Some(key) = &self.key {
-            flags.extend(["--cluster-key-file".into(), Secrets::path(key)]);
-        }
-        flags
-    }
-
-    /// Flags for `nodes client`: the password and the CA, no certificate.
-    pub fn client_flags(&self) -> Vec<String> {
-        let mut flags = Vec::new();
-        if let Some(certs) = &self.certs {
-            flags.extend(["--tls-ca".into(), Secrets::path(&certs.join("ca.pem"))]);
-        }
-        if let Some(password) = &self.password {
-            flags.extend(["--password-file".into(), Secrets::path(password)]);
-        }
-        flags
+        Secrets { files: SecretFiles { key, password, certs } }
     }
 
     /// The same as `client_flags`, for the client library.
