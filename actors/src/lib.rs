@@ -42,6 +42,7 @@ pub mod mutation;
 pub mod node;
 pub mod outbox;
 pub mod resp;
+pub mod role;
 pub mod security;
 pub mod slave;
 pub mod wal;

@@ -1,19 +1,38 @@
 //! Mutations: failpoints that switch a safety mechanism off, so a test can show that the
-//! nemesis notices when it is gone (a checker that never fails proves nothing).
+//! nemesis (or a scripted fault) notices when it is gone (a checker that never fails proves
+//! nothing).
 //!
 //! They exist only with the `failpoints` feature; in any other build every function here is a
-//! constant `false` and the compiler removes the branches that use it.
+//! constant `false` and the compiler removes the branches that use it. Each is switched on with
+//! `FAILPOINTS=<name>=return`:
+//! - `mutation-no-fencing`: epochs stop fencing anything. A master that learns of a newer one
+//!   keeps serving, slaves accept requests from older epochs and join masters older than the
+//!   epoch they accepted, and a master admits slaves that have served a newer one.
+//! - `mutation-live-membership`: a candidate counts promises and reads over the slaves it has
+//!   met, not over the recorded membership (finding 1 of the takeover review).
+//! - `mutation-grant-with-one-promise`: one promise grants an epoch (finding 2: a master
+//!   restarted in a partition serves with the one slave it reaches).
+//! - `mutation-count-forgetful-reads`: a slave that restarted empty counts as a read
+//!   (finding 3).
+//! - `mutation-no-read-raise`: a read's winner is not raised into the master's copy (finding 4).
+//! - `mutation-log-failure-keeps-serving`: a master whose log failed for good keeps its slaves
+//!   and its standby (finding 5).
+//! - `mutation-standby-no-stall-check`: a standby counts its own stall as its master's silence.
 
-/// `mutation-no-fencing`: epochs stop fencing anything. A master that learns of a newer one
-/// keeps serving, slaves accept requests from older epochs and join masters older than the
-/// epoch they accepted, and a master admits slaves that have served a newer one.
+/// `mutation-no-fencing` is on.
 pub fn fencing_off() -> bool {
+    enabled("mutation-no-fencing")
+}
+
+/// The mutation `name` is on.
+pub fn enabled(name: &str) -> bool {
     #[cfg(feature = "failpoints")]
     {
-        fail::eval("mutation-no-fencing", |_| ()).is_some()
+        fail::eval(name, |_| ()).is_some()
     }
     #[cfg(not(feature = "failpoints"))]
     {
+        let _ = name;
         false
     }
 }

@@ -99,6 +99,7 @@ impl EventType {
                 | WireError::BadFrame { .. }
                 | WireError::Protocol { .. }
                 | WireError::StaleEpoch { .. }
+                | WireError::Fenced { .. }
                 | WireError::Internal { .. },
             )
             | Error::ConnectionLost { .. }

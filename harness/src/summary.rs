@@ -148,6 +148,8 @@ mod tests {
             slaves: vec![slave("slave-2", 7), slave("slave-1", 5)],
             last_lsn: net::Lsn(0),
             standby: None,
+            members: Vec::new(),
+            waiting: None,
         }
     }
 

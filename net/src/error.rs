@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::Epoch;
+use crate::ids::{Epoch, NodeId};
 use crate::limits::MAX_ERROR_DETAIL_LEN;
 
 /// An error sent in a frame.
@@ -43,6 +43,10 @@ pub enum WireError {
     /// The request carried epoch `sent`, but the receiver has accepted `current`.
     #[error("stale epoch {sent}: this node has accepted epoch {current}")]
     StaleEpoch { sent: Epoch, current: Epoch },
+    /// The receiver promised `epoch` to another node, `holder`: requests from anyone else in
+    /// that epoch are refused.
+    #[error("epoch {epoch} was promised to {holder} here")]
+    Fenced { epoch: Epoch, holder: NodeId },
 
     /// A bug or an unexpected local failure on the server.
     #[error("internal error: {detail}")]

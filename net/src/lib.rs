@@ -32,9 +32,9 @@ mod payload;
 pub use codec::{encode_frame, MsgCodec};
 pub use error::{NetError, WireError};
 pub use ids::{Epoch, Incarnation, Lsn, NodeId, RequestId, Seq, Version};
-pub use log::LogRecord;
+pub use log::{LogRecord, MemberRecord};
 pub use message::{
-    ClientOp, ClientReply, Entry, FromServer, Hello, PeerRole, ServerRole, Ship, SlaveOp, SlaveReply, SlaveStatus,
-    StandbyStatus, StatusReport, ToServer, Welcome, NONCE_LEN, PROTOCOL_VERSION,
+    ClientOp, ClientReply, Entry, FromServer, Hello, MemberStatus, PeerRole, ServerRole, Ship, SlaveOp, SlaveReply,
+    SlaveStatus, StandbyStatus, StatusReport, ToServer, Welcome, NONCE_LEN, PROTOCOL_VERSION,
 };
 pub use payload::{Key, Value};

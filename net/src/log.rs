@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Epoch, Lsn, Version};
+use crate::ids::{Epoch, Incarnation, Lsn, NodeId, Version};
 use crate::payload::{Key, Value};
 
 /// One log record. Every record has the next log sequence number.
@@ -12,15 +12,36 @@ use crate::payload::{Key, Value};
 pub enum LogRecord {
     /// `key` was written at `version`; `value: None` is a delete (tombstone).
     Write { lsn: Lsn, version: Version, key: Key, value: Option<Value> },
-    /// From here on the master serves in `epoch`. Written, and made durable, before the first
-    /// write of the epoch.
-    Epoch { lsn: Lsn, epoch: Epoch },
+    /// From here on `master` serves in `epoch`, which enough slaves promised it. Written, and
+    /// made durable, before the first write of the epoch. `master` is `None` in logs written
+    /// before epochs were granted.
+    Epoch {
+        lsn: Lsn,
+        epoch: Epoch,
+        #[serde(default)]
+        master: Option<NodeId>,
+    },
+    /// The cluster's slave membership changed: `node` joined (`active: false`, not yet used),
+    /// became usable by replica sets (`active: true`), or came back in a new `incarnation`
+    /// (its memory was lost; from this record on, what it holds covers what it acknowledged).
+    Member { lsn: Lsn, node: NodeId, incarnation: Incarnation, active: bool },
 }
 
 impl LogRecord {
     pub fn lsn(&self) -> Lsn {
         match self {
-            LogRecord::Write { lsn, .. } | LogRecord::Epoch { lsn, .. } => *lsn,
+            LogRecord::Write { lsn, .. } | LogRecord::Epoch { lsn, .. } | LogRecord::Member { lsn, .. } => *lsn,
         }
     }
+}
+
+/// One slave of the recorded membership, as a snapshot carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub node: NodeId,
+    /// The incarnation whose memory, together with the log up to the record that named it,
+    /// holds everything the slave acknowledged.
+    pub incarnation: Incarnation,
+    /// Replica sets may use it.
+    pub active: bool,
 }

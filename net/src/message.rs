@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::WireError;
 use crate::ids::{Epoch, Incarnation, Lsn, NodeId, RequestId, Version};
-use crate::log::LogRecord;
+use crate::log::{LogRecord, MemberRecord};
 use crate::payload::{Key, Value};
 
 /// The protocol version this build speaks. A peer with another version is refused in the
@@ -122,8 +122,13 @@ pub struct Welcome {
 /// What a master-capable node is doing right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerRole {
+    /// Serving: its epoch was granted by enough slaves' promises and it has read what it needed.
     Master,
+    /// Following a master's log (or looking for one).
     Standby,
+    /// Trying to become master in the epoch its `Welcome` names: asking slaves for promises,
+    /// or reading them. Slaves should connect and answer; clients' commands wait.
+    Candidate,
 }
 
 /// Frames sent to a server (master or backup).
@@ -178,6 +183,12 @@ pub enum Ship {
     SnapshotBegin {
         lsn: Lsn,
         epoch: Epoch,
+        /// The node that was granted `epoch`.
+        #[serde(default)]
+        master: Option<NodeId>,
+        /// The cluster's recorded slave membership at `lsn`.
+        #[serde(default)]
+        members: Vec<MemberRecord>,
     },
     SnapshotChunk {
         entries: Vec<(Key, Entry)>,
@@ -247,6 +258,10 @@ pub enum SlaveOp {
     /// A page of every entry the slave holds. `cursor: 0` takes a fresh copy of the slave's
     /// entries; later pages continue from the cursor the previous page returned.
     Inventory { cursor: u64 },
+    /// A candidate asks the slave to promise, durably, to refuse every request from an epoch
+    /// older than the request's, and every other node's request in that epoch. Answered with
+    /// [`SlaveReply::Promised`].
+    Promise,
 }
 
 /// A slave's successful answer to a [`SlaveOp`].
@@ -266,6 +281,15 @@ pub enum SlaveReply {
     Inventory {
         entries: Vec<(Key, Entry)>,
         next: Option<u64>,
+    },
+    /// The answer to [`SlaveOp::Promise`]: whether the slave now promises the request's epoch
+    /// to the sender, and what it has promised (`epoch` to `to`) after answering. `served` is
+    /// the highest epoch in which the slave carried out a read or a write, as it was before.
+    Promised {
+        granted: bool,
+        epoch: Epoch,
+        to: Option<NodeId>,
+        served: Epoch,
     },
 }
 
@@ -289,6 +313,22 @@ pub struct StatusReport {
     pub last_lsn: Lsn,
     /// The standby following this master, if one is connected.
     pub standby: Option<StandbyStatus>,
+    /// The cluster's recorded slave membership (live or not).
+    #[serde(default)]
+    pub members: Vec<MemberStatus>,
+    /// Why a candidate does not serve yet (`None` once it serves).
+    #[serde(default)]
+    pub waiting: Option<String>,
+}
+
+/// One slave of the recorded membership.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    /// Replica sets may use it (its joining was recorded where every future master sees it).
+    pub active: bool,
+    /// Connected now.
+    pub live: bool,
 }
 
 /// The standby as its master sees it.

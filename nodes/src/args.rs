@@ -132,15 +132,16 @@ pub struct ServerArgs {
     /// Silence after which a slave is dropped from membership.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
     pub slave_timeout_ms: u64,
-    /// Silence from the master after which the standby takes over.
+    /// Silence from the master after which the standby campaigns to take over.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
     pub failover_after_ms: u64,
-    /// How long to try reaching the peer at start before deciding alone.
+    /// How long to try reaching the peer at start; a node started as master then campaigns
+    /// (slaves' promises decide), a backup waits for a master.
     #[arg(long, default_value_t = 1000)]
     pub peer_wait_ms: u64,
-    /// How long a new master waits for slaves to come back before serving with fewer.
-    #[arg(long, default_value_t = 5000)]
-    pub takeover_wait_ms: u64,
+    /// Ignored: a node serves once slaves' promises and reads allow it, never on a timer.
+    #[arg(long, hide = true)]
+    pub takeover_wait_ms: Option<u64>,
     /// Open connections each listener accepts at most (clients, slaves and the peer count on
     /// the native one); more are answered with an error and closed.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]

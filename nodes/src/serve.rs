@@ -88,14 +88,18 @@ fn run_server(
         standby_heartbeat: ms(args.heartbeat_ms),
         failover_after: ms(args.failover_after_ms),
         peer_wait: ms(args.peer_wait_ms),
-        takeover_wait: ms(args.takeover_wait_ms),
         step_down: Some(StepDown(Arc::new(restart_self))),
         redis,
         gate,
         credentials,
     };
+    if args.takeover_wait_ms.is_some() {
+        tracing::warn!(
+            "--takeover-wait-ms is ignored: a node serves when slaves' promises and reads allow, never on a timer"
+        );
+    }
     actix_rt::System::new().block_on(async move {
-        let node = start_node(listen, config).await.with_context(|| format!("node on {}", data_dir.display()))?;
+        let mut node = start_node(listen, config).await.with_context(|| format!("node on {}", data_dir.display()))?;
         announce(&format!("listening on {}", node.addr));
         if let Some(addr) = node.redis_addr {
             announce(&format!("redis listening on {addr}"));
@@ -104,8 +108,10 @@ fn run_server(
             announce(&format!("sentinel listening on {addr}"));
         }
         tracing::info!(addr = %node.addr, replicas = args.replicas, "node started");
-        shutdown_signal().await;
-        Ok(())
+        tokio::select! {
+            () = shutdown_signal() => Ok(()),
+            Some(code) = node.exit.recv() => std::process::exit(code),
+        }
     })
 }
 

@@ -180,6 +180,7 @@ impl ClientActor {
             let mut failures: Vec<(String, String)> = Vec::new();
             let mut redirects = 0;
             let mut older: Option<Dialed> = None;
+            let mut candidate: Option<Dialed> = None;
             while let Some((addr, result)) = dials.next().await {
                 match result {
                     Ok(dialed) if dialed.welcome.role == ServerRole::Master && dialed.welcome.epoch >= newest => {
@@ -190,6 +191,12 @@ impl ClientActor {
                         if older.as_ref().is_none_or(|o| o.welcome.epoch < dialed.welcome.epoch) {
                             older = Some(dialed);
                         }
+                    }
+                    // A candidate holds commands until it serves: better than a master known to
+                    // be replaced, worse than one that serves.
+                    Ok(dialed) if dialed.welcome.role == ServerRole::Candidate => {
+                        failures.push((addr.clone(), format!("{addr} is not serving yet")));
+                        candidate.get_or_insert(dialed);
                     }
                     Ok(_) => failures.push((addr.clone(), format!("{addr} is a standby"))),
                     Err(DialError::Refused(WireError::NotMaster { master })) => {
@@ -202,7 +209,7 @@ impl ClientActor {
                     Err(err) => failures.push((addr.clone(), format!("{addr}: {err}"))),
                 }
             }
-            if let Some(dialed) = older {
+            if let Some(dialed) = candidate.or(older) {
                 return Ok(dialed);
             }
             // Reported in the order the servers were given (redirect targets last).

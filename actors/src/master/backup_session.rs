@@ -12,17 +12,22 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use actix::prelude::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, StreamHandler, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, StreamHandler, WrapFuture,
 };
 
 use net::{Entry, FromServer, Key, LogRecord, Lsn, NetError, NodeId, Ship, ToServer, Welcome, WireError};
 
-use super::coordinator::{CoordinatorActor, SlaveList, StandbyState, StateCopy, WatchSlaves};
+use super::coordinator::{CoordinatorActor, SlaveList, StandbyState, State, StateCopy, WatchSlaves};
 use super::wal_writer::{Shipped, Subscribe, Subscribed, WalWriter};
 use crate::outbox::{Outbox, LINGER};
 
 /// Entries per snapshot chunk.
 const CHUNK_ENTRIES: usize = 512;
+
+/// The coordinator stopped serving: end the session (the standby then sees its master silent).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retired;
 
 pub struct BackupSession {
     standby: NodeId,
@@ -85,11 +90,12 @@ impl BackupSession {
         self.held = Some(VecDeque::new());
         let copy = self.coordinator.send(StateCopy);
         ctx.wait(copy.into_actor(self).map(move |state, act, ctx| {
-            let Ok((epoch, entries)) = state else {
+            let Ok(State { epoch, master, members, entries }) = state else {
                 return act.close_with(WireError::internal("the coordinator stopped"), ctx);
             };
             tracing::info!(standby = %act.standby, lsn = durable.0, keys = entries.len(), "sending a snapshot");
-            act.outbox.send(FromServer::Ship(Ship::SnapshotBegin { lsn: durable, epoch }));
+            let begin = Ship::SnapshotBegin { lsn: durable, epoch, master: Some(master), members };
+            act.outbox.send(FromServer::Ship(begin));
             let mut entries: Vec<(Key, Entry)> = entries;
             while !entries.is_empty() {
                 let rest = entries.split_off(entries.len().saturating_sub(CHUNK_ENTRIES));
@@ -113,7 +119,7 @@ impl Actor for BackupSession {
             self.outbox.send(FromServer::Welcome(welcome));
         }
         tracing::info!(standby = %self.standby, peer = %self.peer, from = self.from.0, "standby connected");
-        self.coordinator.do_send(WatchSlaves(ctx.address().recipient()));
+        self.coordinator.do_send(WatchSlaves { list: ctx.address().recipient(), retire: ctx.address().recipient() });
         let subscribe = self.wal.send(Subscribe { from: self.from, to: ctx.address().recipient() });
         ctx.wait(subscribe.into_actor(self).map(|answer, act, ctx| match answer {
             Ok(Subscribed::Resumed) => {}
@@ -125,6 +131,17 @@ impl Actor for BackupSession {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         tracing::info!(standby = %self.standby, "standby disconnected");
         self.coordinator.do_send(StandbyState { standby: self.standby.clone(), acked: None });
+    }
+}
+
+impl Handler<Retired> for BackupSession {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Retired, ctx: &mut Context<Self>) {
+        tracing::warn!(standby = %self.standby, "this node stopped serving; ending the standby's session");
+        self.outbox.close();
+        self.closing = true;
+        ctx.stop();
     }
 }
 

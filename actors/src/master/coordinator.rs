@@ -2,6 +2,12 @@
 //! It turns messages into core events, carries out the effects the core returns (starting
 //! aggregators, answering clients), and keeps the one piece of state the core must not see:
 //! the address of each slave's proxy.
+//!
+//! It starts when its node becomes a candidate (see `role/`): from then on it holds the slaves'
+//! connections and tells the node actor about them, reads inventories when the node asks, and
+//! holds clients' commands. It serves once the node says `Serve` (the epoch was granted and the
+//! takeover's reads are complete), and stops serving for good when the node says
+//! `StopServing` (deposed, or its log failed).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -13,17 +19,20 @@ use actix::prelude::{
 };
 
 use net::{
-    ClientOp, ClientReply, Entry, Epoch, Incarnation, Key, Lsn, NodeId, RequestId, ServerRole, SlaveStatus,
-    StandbyStatus, StatusReport, Version, WireError,
+    ClientOp, ClientReply, Entry, Epoch, Incarnation, Key, Lsn, MemberStatus, NodeId, RequestId, ServerRole,
+    SlaveStatus, StandbyStatus, StatusReport, Version, WireError,
 };
 
+use super::backup_session::Retired;
 use super::core::{Coordinator, Effect, Found, Op, Target, WritePlan};
 use super::inventory::InventoryReader;
 use super::read_aggregator::{Purpose, ReadAggregator};
 use super::slave_proxy::{Retire, SlaveProxy};
-use super::wal_writer::{Append, LogEntry, SnapshotDue, Stats, WalWriter, WriteSnapshot};
+use super::wal_writer::{Append, AppendDurable, LogEntry, SnapshotDue, Stats, WalWriter, WriteSnapshot};
 use super::write_aggregator::{Completion, WriteAggregator};
 use super::MasterConfig;
+use crate::node::role::{NodeActor, RoleState, RoleUpdate};
+use crate::role::membership::Membership;
 
 /// How often the coordinator looks for background work even when nothing changed.
 const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -68,6 +77,8 @@ pub struct Execute {
 #[rtype(result = "()")]
 pub struct SlaveJoined {
     pub node: NodeId,
+    /// The epoch the slave has promised.
+    pub epoch: Epoch,
     pub incarnation: Incarnation,
     pub max_version: Version,
     pub keys: u64,
@@ -149,32 +160,71 @@ pub struct InventoryDone {
     pub ok: bool,
 }
 
-/// A slave or a peer has accepted `epoch`, newer than this master's: step down.
+/// A slave refused a request because it accepted `epoch`, newer than this master's.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Deposed {
     pub epoch: Epoch,
+    pub slave: NodeId,
 }
 
-/// The coordinator's epoch and every key's newest entry, for a standby's snapshot.
+/// The state a standby's snapshot starts from.
+pub struct State {
+    pub epoch: Epoch,
+    /// The node serving `epoch` (this one).
+    pub master: NodeId,
+    pub members: Vec<net::MemberRecord>,
+    pub entries: Vec<(Key, Entry)>,
+}
+
+/// The coordinator's epoch, membership and every key's newest entry, for a standby's snapshot.
 #[derive(Message)]
-#[rtype(result = "(Epoch, Vec<(Key, Entry)>)")]
+#[rtype(result = "State")]
 pub struct StateCopy;
 
-/// The live slaves, for the standby (it waits for enough of them if it takes over).
+/// From the node: read `node`'s inventory with requests in `epoch` (the granted one).
 #[derive(Message)]
-#[rtype(result = "Vec<NodeId>")]
-pub struct LiveSlaves;
+#[rtype(result = "()")]
+pub struct ReadInventory {
+    pub node: NodeId,
+    pub epoch: Epoch,
+}
+
+/// From the node: serve in `epoch`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Serve {
+    pub epoch: Epoch,
+}
+
+/// From the node: refuse everything from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopServing {
+    pub reason: String,
+}
+
+/// A read returned `entry`, newer than the master's copy when the read was planned.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadWon {
+    pub key: Key,
+    pub entry: Entry,
+}
 
 /// The live slaves changed; sent to whoever asked with [`WatchSlaves`].
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct SlaveList(pub Vec<NodeId>);
 
-/// Tell `0` the live slaves now and whenever they change (a standby's session).
+/// Tell `list` the live slaves now and whenever they change (a standby's session); `retire`
+/// ends the session when this coordinator stops serving.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct WatchSlaves(pub Recipient<SlaveList>);
+pub struct WatchSlaves {
+    pub list: Recipient<SlaveList>,
+    pub retire: Recipient<Retired>,
+}
 
 /// The standby connected, acknowledged `acked`, or left (`acked: None`).
 #[derive(Message)]
@@ -184,21 +234,9 @@ pub struct StandbyState {
     pub acked: Option<Lsn>,
 }
 
-/// How many slaves a new master reads before it serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlaveWait {
-    pub slaves: usize,
-    /// Give up waiting after `takeover_wait` and serve with the slaves read so far: only when
-    /// the slave population is unknown (a master restarting alone), since serving early can miss
-    /// writes that only slaves still away hold.
-    pub deadline: bool,
-}
-
-/// A takeover in progress: commands wait until enough slaves have been read.
+/// What a candidate's inventory reads found, adopted when it serves.
+#[derive(Default)]
 struct Takeover {
-    needed: usize,
-    /// Serve with fewer after `takeover_wait` (when the slave population is unknown).
-    deadline: bool,
     found: HashMap<Key, Vec<Found>>,
     read: BTreeSet<NodeId>,
 }
@@ -208,6 +246,8 @@ struct SlaveHandle {
     conn: u64,
     addr: SocketAddr,
     keys_held: u64,
+    incarnation: Incarnation,
+    max_version: Version,
 }
 
 pub struct CoordinatorActor {
@@ -215,57 +255,70 @@ pub struct CoordinatorActor {
     config: Arc<MasterConfig>,
     slaves: BTreeMap<NodeId, SlaveHandle>,
     wal: Addr<WalWriter>,
-    /// Until a takeover has read enough slaves, commands wait in `held`.
+    node: Addr<NodeActor>,
+    /// Until the node says `Serve`, commands wait in `held` and inventories gather here.
     takeover: Option<Takeover>,
     held: Vec<(std::time::Instant, Execute)>,
     standby: Option<(NodeId, Lsn)>,
-    deposed: bool,
-    watchers: Vec<Recipient<SlaveList>>,
+    /// Stopped serving for good, and why.
+    stopped: Option<String>,
+    /// Why the node does not serve yet, for `status`.
+    waiting: Option<String>,
+    watchers: Vec<WatchSlaves>,
     aggregator_restarts: u64,
 }
 
 impl CoordinatorActor {
-    /// A coordinator serving `epoch`, starting from the entries recovered from the log (or
-    /// replayed by a standby). It serves once it has read the inventory of `wait_for_slaves`
-    /// slaves, so that writes a majority of slaves acknowledged but the log lacks are found.
+    /// A coordinator for a candidate, starting from the entries recovered from the log (or
+    /// replayed by a standby) and the membership the log recorded. It serves once the node says
+    /// so, in the epoch the node was granted.
     pub fn new(
         config: Arc<MasterConfig>,
-        epoch: Epoch,
         entries: impl IntoIterator<Item = (Key, net::Entry)>,
+        membership: Membership,
         wal: Addr<WalWriter>,
-        wait: SlaveWait,
+        node: Addr<NodeActor>,
     ) -> Self {
-        let mut core = Coordinator::new(epoch, config.replicas, config.seed);
+        let standby_required = config.peer.is_some();
+        let mut core =
+            Coordinator::new(Epoch(0), config.replicas, config.seed).with_membership(membership, standby_required);
         core.recover(entries);
-        let takeover = (wait.slaves > 0).then(|| Takeover {
-            needed: wait.slaves,
-            deadline: wait.deadline,
-            found: HashMap::new(),
-            read: BTreeSet::new(),
-        });
         CoordinatorActor {
             core,
             config,
             slaves: BTreeMap::new(),
             wal,
-            takeover,
+            node,
+            takeover: Some(Takeover::default()),
             held: Vec::new(),
             standby: None,
-            deposed: false,
+            stopped: None,
+            waiting: Some("a candidate: not granted an epoch yet".to_string()),
             watchers: Vec::new(),
             aggregator_restarts: 0,
         }
     }
 
-    /// Every key found by the takeover is adopted (the newest version wins, and versions newer
-    /// than the log's are logged); then the held commands run.
-    fn finish_takeover(&mut self, ctx: &mut Context<Self>) {
+    /// Serving begins: every key the takeover's reads found is adopted (the newest version
+    /// wins, and versions newer than the log's are logged), and only then are the connected
+    /// slaves' incarnations and joinings recorded (so a record naming a slave's incarnation
+    /// follows every write that slave may have lost). Then the held commands run.
+    fn start_serving(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
         let Some(takeover) = self.takeover.take() else { return };
-        tracing::info!(slaves = takeover.read.len(), keys = takeover.found.len(), "takeover read its slaves; serving");
+        self.core.serve(epoch);
+        self.waiting = None;
+        tracing::info!(%epoch, slaves = takeover.read.len(), keys = takeover.found.len(), "serving");
         for (key, found) in takeover.found {
             let effects = self.core.adopt(key, found);
             self.run(effects, ctx);
         }
+        let joined: Vec<(NodeId, Incarnation, Version)> =
+            self.slaves.iter().map(|(node, h)| (node.clone(), h.incarnation, h.max_version)).collect();
+        for (node, incarnation, max_version) in joined {
+            let effects = self.core.slave_joined(node, incarnation, max_version);
+            self.run(effects, ctx);
+        }
+        self.tell_watchers();
         self.expire_held();
         for (_, msg) in std::mem::take(&mut self.held) {
             self.execute(msg, ctx);
@@ -282,13 +335,14 @@ impl CoordinatorActor {
         self.held = kept;
         for (_, msg) in expired {
             let caller = Caller { id: msg.id, reply: msg.reply };
-            caller.answer(Err(WireError::unavailable("the new master is still waiting for its slaves")));
+            let why = self.waiting.clone().unwrap_or_else(|| "not serving yet".to_string());
+            caller.answer(Err(WireError::unavailable(format!("this node does not serve yet: {why}"))));
         }
     }
 
     fn execute(&mut self, msg: Execute, ctx: &mut Context<Self>) {
         let caller = Caller { id: msg.id, reply: msg.reply };
-        if self.deposed {
+        if self.stopped.is_some() {
             return caller.answer(Err(WireError::NotMaster { master: self.config.peer.clone() }));
         }
         let (key, op) = match msg.op {
@@ -310,10 +364,10 @@ impl CoordinatorActor {
     }
 
     fn tell_watchers(&mut self) {
-        self.watchers.retain(|w| w.connected());
+        self.watchers.retain(|w| w.list.connected());
         let list = SlaveList(self.slaves.keys().cloned().collect());
         for watcher in &self.watchers {
-            watcher.do_send(list.clone());
+            watcher.list.do_send(list.clone());
         }
     }
 
@@ -321,7 +375,7 @@ impl CoordinatorActor {
         if self.takeover.is_some() {
             self.expire_held();
         }
-        if self.takeover.is_some() || self.deposed {
+        if self.takeover.is_some() || self.stopped.is_some() {
             return;
         }
         let effects = self.core.maintenance(self.config.repair_concurrency);
@@ -363,9 +417,31 @@ impl CoordinatorActor {
             Effect::Log { key, entry } => {
                 self.wal.do_send(Append { entry: log_entry(&key, &entry), notify: None });
             }
+            Effect::RecordMember { node, incarnation, active: true } => {
+                tracing::info!(slave = %node, ?incarnation, "recording the slave's membership");
+                self.wal.do_send(Append { entry: LogEntry::Member { node, incarnation, active: true }, notify: None });
+            }
+            Effect::RecordMember { node, incarnation, active: false } => {
+                if self.config.peer.is_some() {
+                    tracing::info!(slave = %node, "a new slave joins once the standby has recorded it");
+                }
+                let entry = LogEntry::Member { node: node.clone(), incarnation, active: false };
+                let record = self.wal.send(AppendDurable(entry));
+                ctx.spawn(record.into_actor(self).map(move |result, act, ctx| match result {
+                    Ok(Ok(lsn)) => {
+                        let effects = act.core.member_recorded(&node, lsn);
+                        act.run(effects, ctx);
+                        act.maintain(ctx);
+                    }
+                    Ok(Err(err)) => tracing::error!(slave = %node, %err, "cannot record a joining slave"),
+                    Err(err) => tracing::error!(slave = %node, %err, "cannot record a joining slave"),
+                }));
+            }
             Effect::Read { token, plan } => {
                 let targets = self.resolve(&plan.targets);
-                ReadAggregator::new(plan.key, targets, plan.needed, Purpose::Client(token), me, timeout, epoch).start();
+                ReadAggregator::new(plan.key, targets, plan.needed, Purpose::Client(token), me, timeout, epoch)
+                    .known(plan.known)
+                    .start();
             }
             Effect::Discover { key, targets } => {
                 let needed = targets.len();
@@ -390,9 +466,15 @@ impl CoordinatorActor {
 
     fn status(&self, durable: Lsn) -> StatusReport {
         let map = self.core.map_status();
+        let membership = self.core.membership();
+        let joining: BTreeSet<&NodeId> = self.core.joining().collect();
         StatusReport {
             node: self.config.node.clone(),
-            role: ServerRole::Master,
+            role: if self.takeover.is_some() || self.stopped.is_some() {
+                ServerRole::Candidate
+            } else {
+                ServerRole::Master
+            },
             epoch: self.core.epoch(),
             replicas: self.core.replicas() as u32,
             keys: map.keys,
@@ -401,6 +483,7 @@ impl CoordinatorActor {
             slaves: self
                 .slaves
                 .iter()
+                .filter(|(node, _)| membership.get(node).is_some_and(|m| m.active) && !joining.contains(node))
                 .map(|(node, handle)| SlaveStatus {
                     id: node.clone(),
                     addr: handle.addr.to_string(),
@@ -414,6 +497,15 @@ impl CoordinatorActor {
                 acked_lsn: *acked,
                 lag: durable.0.saturating_sub(acked.0),
             }),
+            members: membership
+                .iter()
+                .map(|(node, m)| MemberStatus {
+                    id: node.clone(),
+                    active: m.active,
+                    live: self.slaves.contains_key(node),
+                })
+                .collect(),
+            waiting: self.stopped.clone().or_else(|| self.waiting.clone()),
         }
     }
 }
@@ -427,18 +519,6 @@ impl Actor for CoordinatorActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(MAINTENANCE_INTERVAL, |act, ctx| act.maintain(ctx));
-        if self.takeover.as_ref().is_some_and(|t| t.deadline) {
-            ctx.run_later(self.config.takeover_wait, |act, ctx| {
-                if let Some(takeover) = &act.takeover {
-                    tracing::warn!(
-                        read = takeover.read.len(),
-                        wanted = takeover.needed,
-                        "too few slaves came back in time; serving with what was read"
-                    );
-                    act.finish_takeover(ctx);
-                }
-            });
-        }
         self.maintain(ctx);
     }
 }
@@ -462,7 +542,7 @@ impl Handler<Execute> for CoordinatorActor {
                 actix::ActorContext::stop(ctx);
             });
         }
-        if self.takeover.is_some() && !matches!(msg.op, ClientOp::Status) {
+        if self.takeover.is_some() && self.stopped.is_none() && !matches!(msg.op, ClientOp::Status) {
             self.held.push((std::time::Instant::now(), msg));
             return;
         }
@@ -474,65 +554,132 @@ impl Handler<SlaveJoined> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: SlaveJoined, ctx: &mut Context<Self>) {
-        tracing::info!(slave = %msg.node, addr = %msg.addr, keys = msg.keys, "slave joined");
-        let handle = SlaveHandle { proxy: msg.proxy, conn: msg.conn, addr: msg.addr, keys_held: msg.keys };
+        if self.stopped.is_some() {
+            return msg.proxy.do_send(Retire);
+        }
+        tracing::info!(slave = %msg.node, addr = %msg.addr, keys = msg.keys, "slave connected");
+        let handle = SlaveHandle {
+            proxy: msg.proxy.clone(),
+            conn: msg.conn,
+            addr: msg.addr,
+            keys_held: msg.keys,
+            incarnation: msg.incarnation,
+            max_version: msg.max_version,
+        };
         if let Some(old) = self.slaves.insert(msg.node.clone(), handle) {
             tracing::info!(slave = %msg.node, "replacing the slave's older connection");
             old.proxy.do_send(Retire);
         }
-        self.core.slave_joined(msg.node.clone(), msg.incarnation, msg.max_version);
-        self.tell_watchers();
-        if self.takeover.is_some() {
-            let proxy = self.slaves[&msg.node].proxy.clone();
-            InventoryReader::new(msg.node, msg.incarnation, proxy, self.core.epoch(), ctx.address()).start();
+        if self.takeover.is_none() {
+            let effects = self.core.slave_joined(msg.node.clone(), msg.incarnation, msg.max_version);
+            self.run(effects, ctx);
+            self.tell_watchers();
+            self.maintain(ctx);
         }
-        self.maintain(ctx);
+        self.node.do_send(RoleUpdate::SlaveArrived {
+            node: msg.node,
+            incarnation: msg.incarnation,
+            promised: msg.epoch,
+            proxy: msg.proxy,
+        });
     }
 }
 
 impl Handler<InventoryDone> for CoordinatorActor {
     type Result = ();
 
-    fn handle(&mut self, msg: InventoryDone, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: InventoryDone, _ctx: &mut Context<Self>) {
+        let InventoryDone { node, incarnation, entries, ok } = msg;
         let Some(takeover) = self.takeover.as_mut() else { return };
-        if !msg.ok || !self.slaves.contains_key(&msg.node) {
-            return;
+        let ok = ok && self.slaves.get(&node).is_some_and(|h| h.incarnation == incarnation);
+        if ok && !takeover.read.contains(&node) {
+            tracing::info!(slave = %node, keys = entries.len(), "read a slave's inventory");
+            for (key, entry) in entries {
+                let found = Found { node: node.clone(), incarnation, entry: Some(entry) };
+                takeover.found.entry(key).or_default().push(found);
+            }
+            takeover.read.insert(node.clone());
         }
-        tracing::info!(slave = %msg.node, keys = msg.entries.len(), "read a slave's inventory");
-        for (key, entry) in msg.entries {
-            let found = Found { node: msg.node.clone(), incarnation: msg.incarnation, entry: Some(entry) };
-            takeover.found.entry(key).or_default().push(found);
-        }
-        takeover.read.insert(msg.node);
-        if takeover.read.len() >= takeover.needed {
-            self.finish_takeover(ctx);
-        }
+        self.node.do_send(RoleUpdate::InventoryRead { node, incarnation, ok });
     }
 }
 
 impl Handler<Deposed> for CoordinatorActor {
     type Result = ();
 
+    /// Whether a newer epoch deposes this node is the role core's decision.
     fn handle(&mut self, msg: Deposed, _ctx: &mut Context<Self>) {
-        if msg.epoch <= self.core.epoch() || self.deposed {
+        let source = format!("slave {}", msg.slave);
+        self.node.do_send(RoleUpdate::NewerEpoch { epoch: msg.epoch, source });
+    }
+}
+
+impl Handler<StopServing> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopServing, _ctx: &mut Context<Self>) {
+        if self.stopped.is_some() {
             return;
         }
-        if crate::mutation::fencing_off() {
-            tracing::error!(newer = %msg.epoch, "mutation-no-fencing: ignoring a newer master");
-            return;
-        }
-        tracing::error!(ours = %self.core.epoch(), newer = %msg.epoch, "a newer master exists; stepping down");
-        self.deposed = true;
+        tracing::error!(reason = %msg.reason, "stopping: no more commands, slaves or standby");
+        self.stopped = Some(msg.reason);
         for (_, handle) in std::mem::take(&mut self.slaves) {
             handle.proxy.do_send(Retire);
+        }
+        for watcher in std::mem::take(&mut self.watchers) {
+            watcher.retire.do_send(Retired);
         }
         for (_, msg) in std::mem::take(&mut self.held) {
             let caller = Caller { id: msg.id, reply: msg.reply };
             caller.answer(Err(WireError::NotMaster { master: self.config.peer.clone() }));
         }
-        if let Some(step_down) = &self.config.step_down {
-            (step_down.0)();
+    }
+}
+
+impl Handler<ReadInventory> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReadInventory, ctx: &mut Context<Self>) {
+        let ReadInventory { node, epoch } = msg;
+        match self.slaves.get(&node) {
+            Some(handle) if self.takeover.is_some() => {
+                let (proxy, incarnation) = (handle.proxy.clone(), handle.incarnation);
+                InventoryReader::new(node, incarnation, proxy, epoch, ctx.address()).start();
+            }
+            Some(_) | None => {
+                let incarnation = self.slaves.get(&node).map(|h| h.incarnation).unwrap_or_default();
+                self.node.do_send(RoleUpdate::InventoryRead { node, incarnation, ok: false });
+            }
         }
+    }
+}
+
+impl Handler<Serve> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Serve, ctx: &mut Context<Self>) {
+        if self.stopped.is_none() {
+            self.start_serving(msg.epoch, ctx);
+        }
+    }
+}
+
+impl Handler<RoleState> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleState, _ctx: &mut Context<Self>) {
+        if self.takeover.is_some() {
+            self.waiting = msg.waiting;
+        }
+    }
+}
+
+impl Handler<ReadWon> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReadWon, ctx: &mut Context<Self>) {
+        let effects = self.core.read_won(&msg.key, msg.entry);
+        self.run(effects, ctx);
     }
 }
 
@@ -540,15 +687,12 @@ impl Handler<StateCopy> for CoordinatorActor {
     type Result = MessageResult<StateCopy>;
 
     fn handle(&mut self, _msg: StateCopy, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult((self.core.epoch(), self.core.entries()))
-    }
-}
-
-impl Handler<LiveSlaves> for CoordinatorActor {
-    type Result = MessageResult<LiveSlaves>;
-
-    fn handle(&mut self, _msg: LiveSlaves, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.slaves.keys().cloned().collect())
+        MessageResult(State {
+            epoch: self.core.epoch(),
+            master: self.config.node.clone(),
+            members: self.core.membership().records(),
+            entries: self.core.entries(),
+        })
     }
 }
 
@@ -556,16 +700,27 @@ impl Handler<WatchSlaves> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: WatchSlaves, _ctx: &mut Context<Self>) {
-        msg.0.do_send(SlaveList(self.slaves.keys().cloned().collect()));
-        self.watchers.push(msg.0);
+        if self.stopped.is_some() {
+            return msg.retire.do_send(Retired);
+        }
+        msg.list.do_send(SlaveList(self.slaves.keys().cloned().collect()));
+        self.watchers.push(msg);
     }
 }
 
 impl Handler<StandbyState> for CoordinatorActor {
     type Result = ();
 
-    fn handle(&mut self, msg: StandbyState, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: StandbyState, ctx: &mut Context<Self>) {
         self.standby = msg.acked.map(|acked| (msg.standby, acked));
+        if let Some(acked) = msg.acked {
+            let effects = self.core.standby_acked(acked);
+            if !effects.is_empty() {
+                self.run(effects, ctx);
+                self.tell_watchers();
+                self.maintain(ctx);
+            }
+        }
     }
 }
 
@@ -574,10 +729,11 @@ impl Handler<SlaveLeft> for CoordinatorActor {
 
     fn handle(&mut self, msg: SlaveLeft, _ctx: &mut Context<Self>) {
         if self.slaves.get(&msg.node).is_some_and(|h| h.conn == msg.conn) {
-            tracing::warn!(slave = %msg.node, "slave dropped from membership");
+            tracing::warn!(slave = %msg.node, "slave disconnected");
             self.slaves.remove(&msg.node);
             self.core.slave_left(&msg.node);
             self.tell_watchers();
+            self.node.do_send(RoleUpdate::SlaveLeft { node: msg.node });
         }
     }
 }
@@ -646,7 +802,12 @@ impl Handler<SnapshotDue> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, _msg: SnapshotDue, _ctx: &mut Context<Self>) {
-        self.wal.do_send(WriteSnapshot { epoch: self.core.epoch(), entries: self.core.entries() });
+        self.wal.do_send(WriteSnapshot {
+            epoch: self.core.epoch(),
+            master: self.config.node.clone(),
+            members: self.core.membership().records(),
+            entries: self.core.entries(),
+        });
     }
 }
 

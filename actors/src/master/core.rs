@@ -6,7 +6,7 @@
 //! version assignment, the key map, placement, and which replicas count toward a quorum.
 //!
 //! ## Replica sets and amnesia
-//! Each key has a replica set of [`Member`]s: a slave *and the incarnation it had* when it
+//! Each key has a replica set of [`Replica`]s: a slave *and the incarnation it had* when it
 //! received the key. Slaves keep data in memory, so a slave that restarts comes back with a
 //! new incarnation and nothing in it. Its old acknowledgements are gone; counting its answers
 //! toward a read quorum could hide a completed write. So a member whose slave now runs a
@@ -37,13 +37,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use net::{ClientReply, Entry, Epoch, Incarnation, Key, NodeId, Seq, Value, Version, WireError};
+use net::{ClientReply, Entry, Epoch, Incarnation, Key, Lsn, NodeId, Seq, Value, Version, WireError};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::placement;
-use super::quorum::majority;
+use crate::role::membership::Membership;
 
 /// The incarnation of a member that was added to a set and has not been filled yet: no slave
 /// runs it, so such a member never counts for reads until a copy reaches it.
@@ -51,7 +51,7 @@ pub const UNFILLED: Incarnation = Incarnation(0);
 
 /// A replica-set member: a slave, and the incarnation in which it received the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
+pub struct Replica {
     pub node: NodeId,
     pub incarnation: Incarnation,
 }
@@ -86,6 +86,9 @@ pub struct ReadPlan {
     pub key: Key,
     pub targets: Vec<Target>,
     pub needed: usize,
+    /// The version of the master's own copy when the read was planned: a winner newer than it
+    /// is reported with [`Coordinator::read_won`].
+    pub known: Option<Version>,
 }
 
 /// A client operation on one key.
@@ -114,13 +117,16 @@ pub enum Effect<T> {
     Refill { plan: WritePlan },
     /// Append an entry found on the slaves, newer than the log's, to the log.
     Log { key: Key, entry: Entry },
+    /// Append `Member { node, incarnation, active }` to the log. A joining (`active: false`)
+    /// is reported back with [`Coordinator::member_recorded`] once durable.
+    RecordMember { node: NodeId, incarnation: Incarnation, active: bool },
 }
 
 /// The state of one key.
 #[derive(Debug, Clone, Default)]
 struct KeyState {
     /// The replica set; empty for a key known only from the log.
-    members: Vec<Member>,
+    replicas: Vec<Replica>,
     /// The newest entry this master minted, copied or recovered.
     entry: Option<Entry>,
 }
@@ -157,6 +163,14 @@ pub struct Coordinator<T> {
     seq: Seq,
     replicas: usize,
     live: BTreeMap<NodeId, Incarnation>,
+    /// The recorded slave membership: replica sets use only its active members.
+    membership: Membership,
+    /// Joinings recorded but not in force yet, with the LSN of their record once durable.
+    joining: BTreeMap<NodeId, Option<Lsn>>,
+    /// A joining takes effect only once the standby holds its record (there is a peer).
+    standby_required: bool,
+    /// The standby holds every record up to here.
+    standby_acked: Lsn,
     keys: HashMap<Key, KeyState>,
     /// Keys being discovered or seeded, with the commands waiting for them.
     pending: HashMap<Key, Vec<(Op, T)>>,
@@ -178,6 +192,10 @@ impl<T> Coordinator<T> {
             seq: Seq(0),
             replicas,
             live: BTreeMap::new(),
+            membership: Membership::default(),
+            joining: BTreeMap::new(),
+            standby_required: false,
+            standby_acked: Lsn(0),
             keys: HashMap::new(),
             pending: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
@@ -188,12 +206,39 @@ impl<T> Coordinator<T> {
         }
     }
 
+    /// Starts from the membership the log recorded. With `standby_required` (the cluster has a
+    /// standby), a slave's joining takes effect only once the standby holds its record, so
+    /// that every node that may take over later knows every slave a replica set may use.
+    pub fn with_membership(mut self, membership: Membership, standby_required: bool) -> Self {
+        self.membership = membership;
+        self.standby_required = standby_required;
+        self
+    }
+
+    /// Serves in `epoch` from now on (a promoted coordinator learns it once it is granted).
+    pub fn serve(&mut self, epoch: Epoch) {
+        debug_assert!(epoch >= self.epoch, "epochs only grow");
+        if epoch > self.epoch {
+            self.epoch = epoch;
+            self.seq = Seq(0);
+        }
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Slaves whose joining is recorded but not yet in force.
+    pub fn joining(&self) -> impl Iterator<Item = &NodeId> {
+        self.joining.keys()
+    }
+
     /// Loads entries recovered from the log. Their keys are placed in the background (or by
     /// the first command on them) through discovery.
     pub fn recover(&mut self, entries: impl IntoIterator<Item = (Key, Entry)>) {
         for (key, entry) in entries {
             self.observe(entry.version);
-            self.keys.insert(key, KeyState { members: Vec::new(), entry: Some(entry) });
+            self.keys.insert(key, KeyState { replicas: Vec::new(), entry: Some(entry) });
         }
         self.dirty = true;
     }
@@ -228,12 +273,82 @@ impl<T> Coordinator<T> {
     }
 
     /// A slave connected (or reconnected). A new incarnation makes the slave's old memberships
-    /// amnesiac until refilled.
-    pub fn slave_joined(&mut self, node: NodeId, incarnation: Incarnation, max_version: Version) {
+    /// amnesiac until refilled, and is recorded (a takeover then reads it as holding, with the
+    /// log, everything it acknowledged). A slave the membership lacks is recorded as joining.
+    pub fn slave_joined(&mut self, node: NodeId, incarnation: Incarnation, max_version: Version) -> Vec<Effect<T>> {
         debug_assert_ne!(incarnation, UNFILLED, "slaves draw non-zero incarnations");
         self.observe(max_version);
-        self.live.insert(node, incarnation);
+        self.live.insert(node.clone(), incarnation);
         self.dirty = true;
+        match self.membership.get(&node) {
+            Some(state) if state.incarnation == incarnation => Vec::new(),
+            Some(state) => {
+                let active = state.active;
+                self.membership.apply(node.clone(), incarnation, active);
+                vec![Effect::RecordMember { node, incarnation, active }]
+            }
+            None => {
+                self.membership.apply(node.clone(), incarnation, false);
+                self.joining.insert(node.clone(), None);
+                vec![Effect::RecordMember { node, incarnation, active: false }]
+            }
+        }
+    }
+
+    /// The record of `node`'s joining is durable at `lsn`.
+    pub fn member_recorded(&mut self, node: &NodeId, lsn: Lsn) -> Vec<Effect<T>> {
+        if let Some(slot) = self.joining.get_mut(node) {
+            *slot = Some(lsn);
+        }
+        self.activate()
+    }
+
+    /// The standby holds every record up to `lsn`.
+    pub fn standby_acked(&mut self, lsn: Lsn) -> Vec<Effect<T>> {
+        self.standby_acked = self.standby_acked.max(lsn);
+        self.activate()
+    }
+
+    /// Puts in force every joining whose record is where it must be.
+    fn activate(&mut self) -> Vec<Effect<T>> {
+        let ready: Vec<NodeId> = self
+            .joining
+            .iter()
+            .filter(|(_, lsn)| lsn.is_some_and(|lsn| !self.standby_required || lsn <= self.standby_acked))
+            .map(|(node, _)| node.clone())
+            .collect();
+        let mut effects = Vec::new();
+        for node in ready {
+            self.joining.remove(&node);
+            let Some(incarnation) = self.membership.get(&node).map(|s| s.incarnation) else { continue };
+            self.membership.apply(node.clone(), incarnation, true);
+            self.dirty = true;
+            effects.push(Effect::RecordMember { node, incarnation, active: true });
+        }
+        effects
+    }
+
+    /// A read returned `entry` for `key`: the master's copy is raised to it (and logged when it
+    /// is newer than the log's), so that a refill never copies an older value back.
+    pub fn read_won(&mut self, key: &Key, entry: Entry) -> Vec<Effect<T>> {
+        let Some(state) = self.keys.get_mut(key) else { return Vec::new() };
+        if state.entry.as_ref().is_some_and(|e| e.version >= entry.version) {
+            return Vec::new();
+        }
+        state.entry = Some(entry.clone());
+        self.observe(entry.version);
+        vec![Effect::Log { key: key.clone(), entry }]
+    }
+
+    /// The replica-set size in force: R, capped by the active members.
+    fn set_size(&self) -> usize {
+        self.membership.replica_set_size(self.replicas)
+    }
+
+    /// The quorum of every read and write: a majority of the replica-set size in force,
+    /// whatever size a set has now.
+    fn quorum(&self) -> usize {
+        self.membership.quorum(self.replicas)
     }
 
     /// A slave is gone. Its memberships are handed to other slaves by `maintenance`.
@@ -247,7 +362,7 @@ impl<T> Coordinator<T> {
         if self.live.get(node) != Some(&incarnation) {
             return;
         }
-        if let Some(member) = self.keys.get_mut(key).and_then(|s| s.members.iter_mut().find(|m| &m.node == node)) {
+        if let Some(member) = self.keys.get_mut(key).and_then(|s| s.replicas.iter_mut().find(|m| &m.node == node)) {
             member.incarnation = incarnation;
         }
     }
@@ -258,7 +373,7 @@ impl<T> Coordinator<T> {
             waiting.push((op, token));
             return Vec::new();
         }
-        if self.keys.get(&key).is_some_and(|s| !s.members.is_empty()) {
+        if self.keys.get(&key).is_some_and(|s| !s.replicas.is_empty()) {
             return vec![self.plan(key, op, token)];
         }
         let targets = self.live_targets();
@@ -304,8 +419,8 @@ impl<T> Coordinator<T> {
             effects.extend(fail_all(waiting, "no live slaves"));
             return effects;
         }
-        let needed = majority(members.len());
-        let (have, lack): (Vec<&Member>, Vec<&Member>) = members.iter().partition(|m| {
+        let needed = self.quorum();
+        let (have, lack): (Vec<&Replica>, Vec<&Replica>) = members.iter().partition(|m| {
             found.iter().any(|f| {
                 f.node == m.node
                     && f.incarnation == m.incarnation
@@ -319,6 +434,7 @@ impl<T> Coordinator<T> {
                 entry: entry.clone(),
                 targets: lack
                     .iter()
+                    .filter(|m| self.live.contains_key(&m.node))
                     .map(|m| Target { node: m.node.clone(), incarnation: m.incarnation, counts: true })
                     .collect(),
                 needed: needed - have.len(),
@@ -327,7 +443,7 @@ impl<T> Coordinator<T> {
             }),
             Some(_) | None => None,
         };
-        self.keys.insert(key.clone(), KeyState { members, entry: winner });
+        self.keys.insert(key.clone(), KeyState { replicas: members, entry: winner });
         match seed {
             Some(plan) => {
                 self.pending.insert(key, waiting);
@@ -370,7 +486,7 @@ impl<T> Coordinator<T> {
         } else {
             // Back to "known only from the log" (or unknown): the next command discovers again.
             match self.keys.get_mut(&key) {
-                Some(state) if state.entry.is_some() => state.members.clear(),
+                Some(state) if state.entry.is_some() => state.replicas.clear(),
                 Some(_) | None => {
                     self.keys.remove(&key);
                 }
@@ -382,11 +498,11 @@ impl<T> Coordinator<T> {
 
     pub fn map_status(&self) -> MapStatus {
         let mut status = MapStatus { keys: self.keys.len() as u64, ..MapStatus::default() };
-        let target = self.replicas.min(self.live.len());
+        let target = self.set_size();
         for state in self.keys.values() {
             status.values += u64::from(state.entry.as_ref().is_some_and(|e| e.value.is_some()));
             let mut good = 0;
-            for member in &state.members {
+            for member in &state.replicas {
                 *status.placed.entry(member.node.clone()).or_default() += 1;
                 good += usize::from(self.live.get(&member.node) == Some(&member.incarnation));
             }
@@ -407,8 +523,8 @@ impl<T> Coordinator<T> {
             let Some(chore) = self.chores.pop_front() else { break };
             match chore {
                 Chore::Place(key) => {
-                    let unplaced = self.keys.get(&key).is_some_and(|s| s.members.is_empty());
-                    if !unplaced || self.pending.contains_key(&key) || self.live.is_empty() {
+                    let unplaced = self.keys.get(&key).is_some_and(|s| s.replicas.is_empty());
+                    if !unplaced || self.pending.contains_key(&key) || self.live_targets().is_empty() {
                         continue;
                     }
                     self.pending.insert(key.clone(), Vec::new());
@@ -459,28 +575,32 @@ impl<T> Coordinator<T> {
             return;
         }
         let Some(state) = self.keys.get_mut(key) else { return };
-        if state.members.is_empty() {
+        if state.replicas.is_empty() {
             if state.entry.is_some() {
                 self.chores.push_back(Chore::Place(key.clone()));
             }
             return;
         }
-        let target = self.replicas.min(self.live.len());
-        let mut spares: Vec<&NodeId> =
-            self.live.keys().filter(|n| !state.members.iter().any(|m| &m.node == *n)).collect();
+        let target = self.membership.replica_set_size(self.replicas);
+        let membership = &self.membership;
+        let mut spares: Vec<&NodeId> = self
+            .live
+            .keys()
+            .filter(|n| membership.get(n).is_some_and(|s| s.active) && !state.replicas.iter().any(|m| &m.node == *n))
+            .collect();
         spares.shuffle(&mut self.rng);
-        for member in state.members.iter_mut() {
+        for member in state.replicas.iter_mut() {
             if !self.live.contains_key(&member.node) {
                 if let Some(spare) = spares.pop() {
-                    *member = Member { node: spare.clone(), incarnation: UNFILLED };
+                    *member = Replica { node: spare.clone(), incarnation: UNFILLED };
                 }
             }
         }
-        let live_members = state.members.iter().filter(|m| self.live.contains_key(&m.node)).count();
+        let live_members = state.replicas.iter().filter(|m| self.live.contains_key(&m.node)).count();
         for spare in spares.into_iter().take(target.saturating_sub(live_members)) {
-            state.members.push(Member { node: spare.clone(), incarnation: UNFILLED });
+            state.replicas.push(Replica { node: spare.clone(), incarnation: UNFILLED });
         }
-        for member in &state.members {
+        for member in &state.replicas {
             if self.live.get(&member.node).is_some_and(|inc| *inc != member.incarnation) {
                 self.chores.push_back(Chore::Refill(key.clone(), member.node.clone()));
             }
@@ -495,7 +615,7 @@ impl<T> Coordinator<T> {
         }
         let incarnation = *self.live.get(node)?;
         let state = self.keys.get_mut(key)?;
-        let member = state.members.iter_mut().find(|m| &m.node == node && m.incarnation != incarnation)?;
+        let member = state.replicas.iter_mut().find(|m| &m.node == node && m.incarnation != incarnation)?;
         let Some(entry) = state.entry.clone() else {
             member.incarnation = incarnation;
             return None;
@@ -515,9 +635,9 @@ impl<T> Coordinator<T> {
     }
 
     fn plan(&mut self, key: Key, op: Op, token: T) -> Effect<T> {
-        let members = &self.keys[&key].members;
+        let members = &self.keys[&key].replicas;
         let size = members.len();
-        let needed = majority(size);
+        let needed = self.quorum();
         let targets: Vec<Target> = members
             .iter()
             .filter_map(|m| {
@@ -556,7 +676,10 @@ impl<T> Coordinator<T> {
             return Effect::Reply { token, result: Err(WireError::unavailable(detail)) };
         }
         match op {
-            Op::Get => Effect::Read { token, plan: ReadPlan { key, targets, needed } },
+            Op::Get => {
+                let known = self.keys[&key].entry.as_ref().map(|e| e.version);
+                Effect::Read { token, plan: ReadPlan { key, targets, needed, known } }
+            }
             Op::Put(value) => self.write(key, Some(value), targets, needed, token),
             Op::Del => self.write(key, None, targets, needed, token),
         }
@@ -581,20 +704,31 @@ impl<T> Coordinator<T> {
         version
     }
 
-    fn place(&mut self, preferred: &[NodeId]) -> Vec<Member> {
-        let live: Vec<&NodeId> = self.live.keys().collect();
-        let n = self.replicas.min(live.len());
-        placement::choose(&live, preferred, n, &mut self.rng)
+    /// A new replica set of the size in force, from the active members: the preferred ones that
+    /// are live, other live ones, then members that are away (they are refilled when they come
+    /// back). A set is never smaller because slaves are away; its key is unavailable instead.
+    fn place(&mut self, preferred: &[NodeId]) -> Vec<Replica> {
+        let n = self.set_size();
+        let live: Vec<&NodeId> = self.membership.active().filter(|m| self.live.contains_key(*m)).collect();
+        let mut chosen = placement::choose(&live, preferred, n.min(live.len()), &mut self.rng);
+        let away: Vec<&NodeId> = self.membership.active().filter(|m| !self.live.contains_key(*m)).collect();
+        chosen.extend(placement::choose(&away, &[], n - chosen.len(), &mut self.rng));
+        chosen
             .into_iter()
             .map(|node| {
-                let incarnation = self.live[&node];
-                Member { node, incarnation }
+                let incarnation = self.live.get(&node).copied().unwrap_or(UNFILLED);
+                Replica { node, incarnation }
             })
             .collect()
     }
 
+    /// Every live active member (a lookup asks them all).
     fn live_targets(&self) -> Vec<Target> {
-        self.live.iter().map(|(node, &incarnation)| Target { node: node.clone(), incarnation, counts: true }).collect()
+        self.live
+            .iter()
+            .filter(|(node, _)| self.membership.get(node).is_some_and(|s| s.active))
+            .map(|(node, &incarnation)| Target { node: node.clone(), incarnation, counts: true })
+            .collect()
     }
 }
 

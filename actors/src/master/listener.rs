@@ -18,19 +18,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
-use net::{
-    FromServer, Hello, Lsn, MsgCodec, NodeId, PeerRole, ToServer, Welcome, WireError, NONCE_LEN, PROTOCOL_VERSION,
-};
+use net::{FromServer, Hello, MsgCodec, NodeId, PeerRole, ToServer, Welcome, WireError, NONCE_LEN, PROTOCOL_VERSION};
 
 use super::backup_session::BackupSession;
 use super::client_session::ClientSession;
-use super::coordinator::{Deposed, SlaveJoined};
+use super::coordinator::SlaveJoined;
 use super::slave_proxy::SlaveProxy;
 use super::MasterConfig;
 use crate::dial::is_member;
 use crate::limit::{holding, ConnectionLimit, Slot};
-use crate::node::role::{Describe, NodeActor};
+use crate::node::role::{Admit, NodeActor};
 use crate::outbox::{drain, frames, write_frame, Outbox};
+use crate::role::Admission;
 use crate::security::{ClusterKey, ReadHalf, Stream, WriteHalf};
 
 type ServerReader = FramedRead<ReadHalf, MsgCodec<ToServer, FromServer>>;
@@ -124,50 +123,46 @@ async fn handshake(
     if let Err(err) = admitted {
         return refuse(peer, reader, write, err).await;
     }
-    let Ok(view) = node.send(Describe).await else {
+    if let PeerRole::Slave { id, .. } | PeerRole::Backup { id, .. } | PeerRole::Peer { id, .. } = &role {
+        if let Err(detail) = NodeId::parse(id.as_str()) {
+            return refuse(peer, reader, write, WireError::bad_request(detail)).await;
+        }
+    }
+    // Whom to admit is the role core's one decision (`role/mod.rs`, `RoleCore::admit`).
+    let Ok(admitted) = node.send(Admit { role: role.clone() }).await else {
         return;
     };
     let welcome = Welcome {
         protocol: PROTOCOL_VERSION,
         node: config.node.clone(),
-        role: view.role,
-        epoch: view.epoch,
-        last_lsn: view.last_lsn,
+        role: admitted.role,
+        epoch: admitted.epoch,
+        last_lsn: admitted.last_lsn,
         redis: config.redis.as_ref().map(|r| r.advertised.clone()),
     };
-    if let PeerRole::Peer { id, epoch, .. } = &role {
-        if let (Some((coordinator, _)), true) = (&view.serving, *epoch > view.epoch) {
-            tracing::error!(peer_node = %id, its_epoch = %epoch, our_epoch = %view.epoch, "peer has a newer epoch");
-            coordinator.do_send(Deposed { epoch: *epoch });
-        }
-        return refuse_with(peer, reader, write, FromServer::Welcome(welcome)).await;
-    }
-    let Some((coordinator, wal)) = view.serving else {
-        let err = WireError::NotMaster { master: view.master };
-        if role == PeerRole::Client {
+    let serving = admitted.serving;
+    match (admitted.admission, role) {
+        (Admission::Peer, _) => refuse_with(peer, reader, write, FromServer::Welcome(welcome)).await,
+        (Admission::NotMaster, PeerRole::Client) => {
             // Clients dial every server at once, so a standby turns one away per connection.
+            let err = WireError::NotMaster { master: admitted.master };
             tracing::debug!(%peer, %err, "refusing a client");
-            return refuse_with(peer, reader, write, FromServer::Error(err)).await;
+            refuse_with(peer, reader, write, FromServer::Error(err)).await
         }
-        return refuse(peer, reader, write, err).await;
-    };
-    match role {
-        PeerRole::Client => {
+        (Admission::NotMaster, _) => {
+            refuse(peer, reader, write, WireError::NotMaster { master: admitted.master }).await
+        }
+        (Admission::Refuse(err), _) => refuse(peer, reader, write, err).await,
+        (Admission::Client, PeerRole::Client) => {
+            let Some((coordinator, _)) = serving else { return };
             let outbox = Outbox::spawn(write);
             ClientSession::create(move |ctx| {
                 ctx.add_stream(holding(frames(reader), slot));
                 ClientSession::new(peer, outbox, coordinator, welcome)
             });
         }
-        PeerRole::Slave { id, epoch, incarnation, max_version, keys } => {
-            if let Err(detail) = NodeId::parse(id.as_str()) {
-                return refuse(peer, reader, write, WireError::bad_request(detail)).await;
-            }
-            if epoch > view.epoch && !crate::mutation::fencing_off() {
-                tracing::error!(slave = %id, slave_epoch = %epoch, our_epoch = %view.epoch, "slave has accepted a newer epoch");
-                coordinator.do_send(Deposed { epoch });
-                return refuse(peer, reader, write, WireError::StaleEpoch { sent: view.epoch, current: epoch }).await;
-            }
+        (Admission::Slave, PeerRole::Slave { id, epoch, incarnation, max_version, keys }) => {
+            let Some((coordinator, _)) = serving else { return };
             let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
             let outbox = Outbox::spawn(write);
             let heartbeat = config.heartbeat;
@@ -177,26 +172,20 @@ async fn handshake(
                 ctx.add_stream(holding(frames(reader), slot));
                 SlaveProxy::new(node, conn, peer, outbox, proxy_coordinator, welcome, heartbeat)
             });
-            coordinator.do_send(SlaveJoined { node: id, incarnation, max_version, keys, addr: peer, conn, proxy });
+            let joined = SlaveJoined { node: id, epoch, incarnation, max_version, keys, addr: peer, conn, proxy };
+            coordinator.do_send(joined);
         }
-        PeerRole::Peer { .. } => unreachable!("answered above"),
-        PeerRole::Backup { id, epoch, next_lsn } => {
-            if let Err(detail) = NodeId::parse(id.as_str()) {
-                return refuse(peer, reader, write, WireError::bad_request(detail)).await;
-            }
-            if epoch > view.epoch {
-                tracing::error!(standby = %id, its_epoch = %epoch, our_epoch = %view.epoch, "peer has a newer epoch");
-                coordinator.do_send(Deposed { epoch });
-                return refuse(peer, reader, write, WireError::StaleEpoch { sent: view.epoch, current: epoch }).await;
-            }
-            // A standby resumes only a log it received from this master in this epoch;
-            // anything else may have diverged and is replaced by a snapshot.
-            let from = if epoch == view.epoch { next_lsn } else { Lsn(0) };
+        (Admission::Backup { from }, PeerRole::Backup { id, .. }) => {
+            let Some((coordinator, wal)) = serving else { return };
             let outbox = Outbox::spawn(write);
             BackupSession::create(move |ctx| {
                 ctx.add_stream(holding(frames(reader), slot));
                 BackupSession::new(id, peer, outbox, coordinator, wal, welcome, from)
             });
+        }
+        (admission, role) => {
+            tracing::error!(?admission, ?role, "an admission that does not fit the role");
+            refuse(peer, reader, write, WireError::internal("cannot admit this role")).await
         }
     }
 }

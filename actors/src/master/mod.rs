@@ -41,7 +41,8 @@ impl std::fmt::Debug for StepDown {
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
     pub node: NodeId,
-    /// Replication factor R: a new key is placed on this many slaves (fewer if fewer live).
+    /// Replication factor R: a new key is placed on this many slaves (fewer only while the
+    /// recorded membership has fewer; never fewer because slaves are away).
     pub replicas: usize,
     /// How long a quorum read or write may take before the client gets an error.
     pub request_timeout: Duration,
@@ -61,7 +62,8 @@ pub struct MasterConfig {
     pub wal: WalConfig,
     /// The other master-capable node (the backup of a master, the master of a backup).
     pub peer: Option<String>,
-    /// Serve when the peer cannot be reached at start (`nodes master`); otherwise follow it.
+    /// Campaign when the peer cannot be reached at start (`nodes master`), and win ties; otherwise
+    /// follow it (and campaign only once no master appears).
     pub prefer_master: bool,
     /// A standby's heartbeat to its master.
     pub standby_heartbeat: Duration,
@@ -69,8 +71,6 @@ pub struct MasterConfig {
     pub failover_after: Duration,
     /// How long to try reaching the peer at start.
     pub peer_wait: Duration,
-    /// How long a new master waits for slaves' inventories before serving with fewer.
-    pub takeover_wait: Duration,
     pub step_down: Option<StepDown>,
     /// The Redis-protocol endpoint, if it is on.
     pub redis: Option<RedisConfig>,

@@ -12,7 +12,7 @@ use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
 
 use net::{ClientReply, Entry, Epoch, Key, SlaveOp, SlaveReply, WireError};
 
-use super::coordinator::{Caller, CoordinatorActor, Discovered, Revalidated};
+use super::coordinator::{Caller, CoordinatorActor, Discovered, ReadWon, Revalidated};
 use super::core::{Found, Target};
 use super::quorum::{decide_read, ReadAnswer};
 use super::slave_proxy::{Call, CallError, SlaveAnswer, SlaveProxy};
@@ -42,6 +42,8 @@ pub struct ReadAggregator {
     purpose: Option<Purpose>,
     discover: bool,
     winner: Option<Entry>,
+    /// The master's copy's version when the read was planned: a newer winner is reported.
+    known: Option<net::Version>,
     coordinator: Addr<CoordinatorActor>,
     timeout: Duration,
     epoch: Epoch,
@@ -67,10 +69,17 @@ impl ReadAggregator {
             purpose: Some(purpose),
             discover,
             winner: None,
+            known: None,
             coordinator,
             timeout,
             epoch,
         }
+    }
+
+    /// The version of the master's own copy of the key when the read was planned.
+    pub fn known(mut self, known: Option<net::Version>) -> Self {
+        self.known = known;
+        self
     }
 
     fn send(&self, tag: usize, op: SlaveOp, ctx: &mut Context<Self>) -> bool {
@@ -160,6 +169,13 @@ impl ReadAggregator {
         };
         for i in holders {
             self.slots[i] = Slot::Holds;
+        }
+        // The master's copy is raised to the winner before the read can answer, so that no
+        // refill copies an older value back, and the log holds what the read may return.
+        if !matches!(self.known, Some(known) if winner.version <= known)
+            && !crate::mutation::enabled("mutation-no-read-raise")
+        {
+            self.coordinator.do_send(ReadWon { key: self.key.clone(), entry: winner.clone() });
         }
         for i in stale {
             self.repair(i, &winner, ctx);

@@ -186,9 +186,7 @@ impl StreamHandler<Result<ToServer, NetError>> for SlaveProxy {
         match frame {
             Ok(ToServer::SlaveResponse { id, result }) => {
                 if let Err(WireError::StaleEpoch { current, .. }) = &result {
-                    if *current > self.welcome.epoch {
-                        self.coordinator.do_send(Deposed { epoch: *current });
-                    }
+                    self.coordinator.do_send(Deposed { epoch: *current, slave: self.node.clone() });
                 }
                 self.handle_response(id, result, ctx)
             }

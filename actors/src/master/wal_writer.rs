@@ -23,7 +23,7 @@ use actix::prelude::{
 };
 use tokio::sync::oneshot;
 
-use net::{Entry, Epoch, Key, LogRecord, Lsn, Value, Version};
+use net::{Entry, Epoch, Incarnation, Key, LogRecord, Lsn, MemberRecord, NodeId, Value, Version};
 
 use crate::error::Error;
 use crate::wal::{format, snapshot, DataDir, Recovered, Snapshot};
@@ -84,7 +84,17 @@ pub enum LogEntry {
         key: Key,
         value: Option<Value>,
     },
-    Epoch(Epoch),
+    /// `master` was granted `epoch`.
+    Epoch {
+        epoch: Epoch,
+        master: NodeId,
+    },
+    /// A slave joined, became usable, or came back in a new incarnation.
+    Member {
+        node: NodeId,
+        incarnation: Incarnation,
+        active: bool,
+    },
     /// A record from the master's log, appended by its standby with the same LSN.
     Shipped(LogRecord),
 }
@@ -142,8 +152,23 @@ pub struct SnapshotDue;
 #[rtype(result = "()")]
 pub struct WriteSnapshot {
     pub epoch: Epoch,
+    pub master: NodeId,
+    pub members: Vec<MemberRecord>,
     pub entries: Vec<(Key, Entry)>,
 }
+
+/// The log failed for good (it stays failed until the process restarts); sent to whoever asked
+/// with [`WatchFailure`].
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct LogFailed {
+    pub reason: String,
+}
+
+/// Tell `0` when the log fails for good.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchFailure(pub Recipient<LogFailed>);
 
 /// Counters, for tests and status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -185,7 +210,7 @@ struct SnapshotDone(Result<(), String>);
 enum SnapshotState {
     Idle,
     Requested,
-    Rotating { lsn: Lsn, epoch: Epoch, entries: Vec<(Key, Entry)> },
+    Rotating { snapshot: Snapshot },
     Writing,
 }
 
@@ -213,6 +238,7 @@ pub struct WalWriter {
     /// The newest durable records, for a standby that resumes.
     recent: VecDeque<LogRecord>,
     subscribers: Vec<Recipient<Shipped>>,
+    failure_watchers: Vec<Recipient<LogFailed>>,
 }
 
 impl WalWriter {
@@ -257,6 +283,7 @@ impl WalWriter {
                 ship: config.ship,
                 recent: VecDeque::new(),
                 subscribers: Vec::new(),
+                failure_watchers: Vec::new(),
             }
         });
         Ok(addr)
@@ -274,7 +301,8 @@ impl WalWriter {
         }
         let record = match entry {
             LogEntry::Write { version, key, value } => LogRecord::Write { lsn, version, key, value },
-            LogEntry::Epoch(epoch) => LogRecord::Epoch { lsn, epoch },
+            LogEntry::Epoch { epoch, master } => LogRecord::Epoch { lsn, epoch, master: Some(master) },
+            LogEntry::Member { node, incarnation, active } => LogRecord::Member { lsn, node, incarnation, active },
             LogEntry::Shipped(record) if record.lsn() == lsn => record,
             LogEntry::Shipped(record) => {
                 return refuse(notify, format!("shipped record {} does not follow {}", record.lsn().0, lsn.0 - 1))
@@ -474,6 +502,17 @@ impl Handler<AppendDurable> for WalWriter {
     }
 }
 
+impl Handler<WatchFailure> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchFailure, _ctx: &mut Context<Self>) {
+        if let (Some(reason), true) = (&self.failed, self.restarts >= MAX_RESTARTS) {
+            msg.0.do_send(LogFailed { reason: reason.clone() });
+        }
+        self.failure_watchers.push(msg.0);
+    }
+}
+
 impl Handler<SnapshotsFrom> for WalWriter {
     type Result = ();
 
@@ -489,10 +528,15 @@ impl Handler<IoDone> for WalWriter {
     fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
         let work = self.in_io.take();
         if let Err(reason) = msg.0 {
-            self.fail(reason, work);
+            self.fail(reason.clone(), work);
             // The supervisor restarts the writer, which reopens the log at its last durable byte.
             if self.restarts < MAX_RESTARTS {
                 ctx.stop();
+            } else {
+                tracing::error!(restarts = self.restarts, %reason, "the log keeps failing; giving up on it");
+                for watcher in &self.failure_watchers {
+                    watcher.do_send(LogFailed { reason: reason.clone() });
+                }
             }
             return;
         }
@@ -511,13 +555,13 @@ impl Handler<IoDone> for WalWriter {
                 self.segment = path;
                 self.durable_len = 0;
                 self.log_bytes = 0;
-                if let SnapshotState::Rotating { lsn, epoch, entries } =
+                if let SnapshotState::Rotating { snapshot } =
                     std::mem::replace(&mut self.snapshot, SnapshotState::Writing)
                 {
                     let dir = self.dir.clone();
                     let me = ctx.address();
                     std::thread::spawn(move || {
-                        let result = write_snapshot(&dir, Snapshot { lsn, epoch, entries }).map_err(|e| e.to_string());
+                        let result = write_snapshot(&dir, snapshot).map_err(|e| e.to_string());
                         me.do_send(SnapshotDone(result));
                     });
                 }
@@ -533,7 +577,9 @@ impl Handler<WriteSnapshot> for WalWriter {
 
     fn handle(&mut self, msg: WriteSnapshot, _ctx: &mut Context<Self>) {
         let lsn = Lsn(self.next_lsn.0 - 1);
-        self.snapshot = SnapshotState::Rotating { lsn, epoch: msg.epoch, entries: msg.entries };
+        let WriteSnapshot { epoch, master, members, entries } = msg;
+        self.snapshot =
+            SnapshotState::Rotating { snapshot: Snapshot { lsn, epoch, master: Some(master), members, entries } };
         self.queue.push_back(Work::Rotate { first: self.next_lsn });
         self.pump();
     }

@@ -1,67 +1,318 @@
-//! The node actor: which role this master-capable process plays right now, and the supervisor
-//! of that role. As a standby it only tells the listener whom to point clients at. When the
-//! standby takes over, the node starts the quorum coordinator from the standby's replayed state
-//! (promotion is a restart of the coordinator from the log), turns on log shipping, and from
-//! then on the listener hands connections to the coordinator.
+//! The node actor: the thin shell around the [`RoleCore`]. It turns what happens (the peer's
+//! answer, a slave arriving at the coordinator, a promise, the epoch record being durable, the
+//! standby finding its master silent) into role events, and carries out the effects: it starts
+//! the standby, or the coordinator when the node becomes a candidate (promotion is a restart of
+//! the coordinator from the replayed log), asks slaves for promises through their proxies,
+//! records the granted epoch, and tells the coordinator when to serve and when to stop. The
+//! listener asks it whom to admit.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use std::time::Duration;
+use actix::prelude::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Supervisor, WrapFuture,
+};
 
-use actix::prelude::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult, Supervisor, WrapFuture};
+use net::{Entry, Epoch, Incarnation, Key, Lsn, NodeId, PeerRole, ServerRole, Welcome};
 
-use net::{Entry, Epoch, Key, Lsn, PeerRole, ServerRole};
-
+use super::promise_request::PromiseRequest;
+use super::standby::{standby_wal, Standby};
+use super::Exit;
 use crate::dial::dial;
-use crate::master::coordinator::{CoordinatorActor, Deposed, SlaveWait};
-use crate::master::wal_writer::{ShipFromNowOn, SnapshotsFrom, WalWriter};
+use crate::master::coordinator::{CoordinatorActor, ReadInventory, Serve, StopServing};
+use crate::master::slave_proxy::SlaveProxy;
+use crate::master::wal_writer::{
+    AppendDurable, LogEntry, LogFailed, ShipFromNowOn, SnapshotsFrom, WalWriter, WatchFailure,
+};
 use crate::master::MasterConfig;
+use crate::role::membership::Membership;
+use crate::role::{Admission, Effect, Event, LogFacts, PeerView, PromiseAnswer, Role, RoleConfig, RoleCore};
+use crate::wal::{DataDir, Recovered};
 
-enum Role {
-    /// Deciding, or following `master` (if known).
-    Standby {
-        master: Option<String>,
-        master_redis: Option<String>,
+/// One attempt to reach the peer takes at most this long.
+const PEER_DIAL: Duration = Duration::from_millis(500);
+
+/// What the coordinator, the standby and promise requests report.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum RoleUpdate {
+    SlaveArrived {
+        node: NodeId,
+        incarnation: Incarnation,
+        promised: Epoch,
+        proxy: Addr<SlaveProxy>,
     },
-    Master {
-        coordinator: Addr<CoordinatorActor>,
+    SlaveLeft {
+        node: NodeId,
+    },
+    InventoryRead {
+        node: NodeId,
+        incarnation: Incarnation,
+        ok: bool,
+    },
+    NewerEpoch {
+        epoch: Epoch,
+        source: String,
+    },
+    Promise {
+        node: NodeId,
+        asked: Epoch,
+        answer: Option<PromiseAnswer>,
+    },
+    /// The standby follows `master` (its address, and its Redis address) in `epoch`.
+    Followed {
+        master: String,
+        redis: Option<String>,
+        epoch: Epoch,
+        last_lsn: Lsn,
+    },
+    /// The standby found its master silent: its log and state, to campaign from.
+    TakeOver {
+        facts: LogFacts,
+        entries: HashMap<Key, Entry>,
         wal: Addr<WalWriter>,
     },
 }
 
+/// Sent to the coordinator after every step: why the node does not serve yet.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoleState {
+    pub waiting: Option<String>,
+}
+
+/// Where the recovered state and the log writer are until a role takes them.
+struct Store {
+    dir: Arc<DataDir>,
+    recovered: Option<Recovered>,
+    entries: Option<(HashMap<Key, Entry>, Membership)>,
+    wal: Option<Addr<WalWriter>>,
+}
+
 pub struct NodeActor {
     config: Arc<MasterConfig>,
-    role: Role,
-    epoch: Epoch,
+    core: RoleCore,
+    store: Store,
+    coordinator: Option<Addr<CoordinatorActor>>,
+    proxies: BTreeMap<NodeId, Addr<SlaveProxy>>,
+    /// Where clients are pointed while this node follows.
+    master: Option<String>,
+    master_redis: Option<String>,
     last_lsn: Lsn,
+    asking_peer: bool,
+    /// The last words logged about waiting, so each is logged once.
+    said: Option<String>,
+    exit: Exit,
 }
 
 impl NodeActor {
-    pub fn new(config: Arc<MasterConfig>, epoch: Epoch, last_lsn: Lsn) -> Self {
-        NodeActor { config, role: Role::Standby { master: None, master_redis: None }, epoch, last_lsn }
+    pub fn new(config: Arc<MasterConfig>, dir: Arc<DataDir>, recovered: Recovered, exit: Exit) -> Self {
+        let role_config = RoleConfig {
+            me: config.node.clone(),
+            replicas: config.replicas,
+            has_peer: config.peer.is_some(),
+            prefer_master: config.prefer_master,
+        };
+        let facts = recovered.facts();
+        NodeActor {
+            last_lsn: facts.last_lsn,
+            core: RoleCore::new(role_config, facts),
+            config,
+            store: Store { dir, recovered: Some(recovered), entries: None, wal: None },
+            coordinator: None,
+            proxies: BTreeMap::new(),
+            master: None,
+            master_redis: None,
+            asking_peer: false,
+            said: None,
+            exit,
+        }
     }
-}
 
-impl NodeActor {
-    /// As master, asks the peer what it is: a peer that serves in a newer epoch took over while
-    /// this node was cut off or paused, and this node must step down.
-    fn check_peer(&mut self, ctx: &mut Context<Self>) {
-        let (Role::Master { coordinator, .. }, Some(peer)) = (&self.role, self.config.peer.clone()) else { return };
-        let coordinator = coordinator.clone();
-        let me = PeerRole::Peer { id: self.config.node.clone(), epoch: self.epoch, last_lsn: self.last_lsn };
-        let ours = self.epoch;
-        let credentials = self.config.credentials.clone();
-        ctx.spawn(
-            async move {
-                if let Ok(dialed) = dial(&peer, me, Duration::from_millis(500), &credentials).await {
-                    let theirs = dialed.welcome;
-                    if theirs.role == ServerRole::Master && theirs.epoch > ours {
-                        coordinator.do_send(Deposed { epoch: theirs.epoch });
-                    }
+    fn step(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let effects = self.core.step(event);
+        self.run(effects, ctx);
+    }
+
+    fn run(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        for effect in effects {
+            self.run_one(effect, ctx);
+        }
+        let waiting = self.core.waiting();
+        if waiting != self.said {
+            match (&waiting, self.core.role()) {
+                (Some(why), Role::Candidate(_)) => tracing::warn!(%why, "not serving yet"),
+                (Some(why), _) => tracing::info!(%why, "role"),
+                (None, _) => {}
+            }
+            if let Some(coordinator) = &self.coordinator {
+                coordinator.do_send(RoleState { waiting: waiting.clone() });
+            }
+            self.said = waiting;
+        }
+    }
+
+    fn run_one(&mut self, effect: Effect, ctx: &mut Context<Self>) {
+        match effect {
+            Effect::AskPeer => self.ask_peer(ctx),
+            Effect::Follow => self.follow(ctx),
+            Effect::Campaign => self.campaign(ctx),
+            Effect::AskPromise { node, epoch } => match self.proxies.get(&node) {
+                Some(proxy) => {
+                    let me = ctx.address();
+                    PromiseRequest::new(node, epoch, proxy.clone(), me, self.config.request_timeout).start();
+                }
+                None => self.step(Event::Promise { node, asked: epoch, answer: None }, ctx),
+            },
+            Effect::RecordEpoch { epoch } => {
+                let Some(wal) = self.store.wal.clone() else {
+                    return self.step(Event::EpochRecorded { epoch, result: Err("no log".into()) }, ctx);
+                };
+                let entry = LogEntry::Epoch { epoch, master: self.config.node.clone() };
+                ctx.spawn(wal.send(AppendDurable(entry)).into_actor(self).map(move |result, act, ctx| {
+                    let result = match result {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(err)) => Err(err),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    act.step(Event::EpochRecorded { epoch, result }, ctx);
+                }));
+            }
+            Effect::ReadInventory { node, epoch } => {
+                if let Some(coordinator) = &self.coordinator {
+                    coordinator.do_send(ReadInventory { node, epoch });
                 }
             }
-            .into_actor(self),
-        );
+            Effect::Serve { epoch } => {
+                tracing::info!(%epoch, "granted; serving as master");
+                if let (Some(coordinator), Some(wal)) = (&self.coordinator, &self.store.wal) {
+                    coordinator.do_send(Serve { epoch });
+                    wal.do_send(SnapshotsFrom(coordinator.clone().recipient()));
+                }
+            }
+            Effect::StopServing { reason } => {
+                if let Some(coordinator) = &self.coordinator {
+                    coordinator.do_send(StopServing { reason });
+                }
+            }
+            Effect::StepDown { reason, pause } => {
+                let wait = if pause { self.config.failover_after * 2 } else { Duration::ZERO };
+                tracing::error!(%reason, ?wait, "stepping down: the process restarts and decides its role again");
+                ctx.run_later(wait, |act, _| match &act.config.step_down {
+                    Some(step_down) => (step_down.0)(),
+                    None => tracing::error!("no way to restart this process; it stays stopped"),
+                });
+            }
+        }
+    }
+
+    /// Asks the peer what it is: while deciding, for up to `--peer-wait-ms`; otherwise once.
+    fn ask_peer(&mut self, ctx: &mut Context<Self>) {
+        let Some(peer) = self.config.peer.clone() else {
+            return self.step(Event::Peer(None), ctx);
+        };
+        if self.asking_peer {
+            return;
+        }
+        self.asking_peer = true;
+        let (epoch, last_lsn) = (self.core.view().1, self.last_lsn);
+        let me = PeerRole::Peer { id: self.config.node.clone(), epoch, last_lsn };
+        let patience = match self.core.role() {
+            Role::Deciding(_) => self.config.peer_wait,
+            _ => Duration::ZERO,
+        };
+        let credentials = self.config.credentials.clone();
+        let ask = async move {
+            let start = Instant::now();
+            loop {
+                match dial(&peer, me.clone(), PEER_DIAL, &credentials).await {
+                    Ok(dialed) => return Ok(Some(dialed.welcome)),
+                    Err(err) if err.is_unauthorized() => return Err(format!("{err}")),
+                    Err(err) if start.elapsed() >= patience => {
+                        tracing::debug!(%peer, %err, "peer not reachable");
+                        return Ok(None);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        };
+        ctx.spawn(ask.into_actor(self).map(|answer: Result<Option<Welcome>, String>, act, ctx| {
+            act.asking_peer = false;
+            match answer {
+                Ok(welcome) => {
+                    let view = welcome.map(|w| PeerView { role: w.role, epoch: w.epoch, last_lsn: w.last_lsn });
+                    act.step(Event::Peer(view), ctx)
+                }
+                // Deciding alone could make two masters: refuse to run instead.
+                Err(err) => {
+                    tracing::error!(
+                        %err,
+                        "the peer and this node do not trust each other; give both the same \
+                         --cluster-key-file and certificates from the same CA"
+                    );
+                    act.exit.now(2);
+                }
+            }
+        }));
+    }
+
+    fn follow(&mut self, ctx: &mut Context<Self>) {
+        let (Some(recovered), Some(master)) = (self.store.recovered.take(), self.config.peer.clone()) else {
+            tracing::error!("cannot follow: no recovered state or no peer");
+            return;
+        };
+        tracing::info!(%master, "starting as standby");
+        match WalWriter::start(self.store.dir.clone(), &recovered, standby_wal(&self.config)) {
+            Ok(wal) => {
+                let (config, dir, exit) = (self.config.clone(), self.store.dir.clone(), self.exit.clone());
+                let standby = Standby::new(config, master, dir, wal, ctx.address(), recovered, exit);
+                standby.start();
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot open the log as standby; stopping");
+                self.exit.now(1);
+            }
+        }
+    }
+
+    /// Starts the coordinator for a campaign, from the standby's state or the recovered log.
+    fn campaign(&mut self, ctx: &mut Context<Self>) {
+        if self.coordinator.is_some() {
+            return;
+        }
+        if let Some(recovered) = self.store.recovered.take() {
+            match WalWriter::start(self.store.dir.clone(), &recovered, self.config.wal) {
+                Ok(wal) => self.store.wal = Some(wal),
+                Err(err) => {
+                    tracing::error!(%err, "cannot open the log; stopping");
+                    return self.exit.now(1);
+                }
+            }
+            let members = recovered.members.clone();
+            self.store.entries = Some((recovered.entries, members));
+        }
+        let (Some(wal), Some((entries, members))) = (self.store.wal.clone(), self.store.entries.take()) else {
+            tracing::error!("cannot campaign: no log");
+            return;
+        };
+        tracing::info!(keys = entries.len(), members = members.len(), "campaigning to become master");
+        wal.do_send(ShipFromNowOn);
+        wal.do_send(WatchFailure(ctx.address().recipient()));
+        let (config, node) = (self.config.clone(), ctx.address());
+        let coordinator =
+            Supervisor::start(move |_| CoordinatorActor::new(config, entries, members, wal.clone(), node));
+        self.coordinator = Some(coordinator);
+    }
+
+    /// As master or candidate, asks the peer what it is now and then: a peer serving in a newer
+    /// epoch took over while this node was cut off or paused.
+    fn check_peer(&mut self, ctx: &mut Context<Self>) {
+        let asking = matches!(self.core.role(), Role::Leader(_))
+            || matches!(self.core.role(), Role::Candidate(c) if c.stage == crate::role::Stage::Asking);
+        if asking && self.config.peer.is_some() {
+            self.ask_peer(ctx);
+        }
     }
 }
 
@@ -70,10 +321,92 @@ impl Actor for NodeActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.config.standby_heartbeat * 2, |act, ctx| act.check_peer(ctx));
+        self.step(Event::Start, ctx);
     }
 }
 
-/// What the listener needs to route a connection.
+impl Handler<RoleUpdate> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleUpdate, ctx: &mut Context<Self>) {
+        let event = match msg {
+            RoleUpdate::SlaveArrived { node, incarnation, promised, proxy } => {
+                self.proxies.insert(node.clone(), proxy);
+                Event::SlaveArrived { node, incarnation, promised }
+            }
+            RoleUpdate::SlaveLeft { node } => {
+                self.proxies.remove(&node);
+                Event::SlaveLeft { node }
+            }
+            RoleUpdate::InventoryRead { node, incarnation, ok } => Event::InventoryRead { node, incarnation, ok },
+            RoleUpdate::NewerEpoch { epoch, source } => Event::NewerEpoch { epoch, source },
+            RoleUpdate::Promise { node, asked, answer } => Event::Promise { node, asked, answer },
+            RoleUpdate::Followed { master, redis, epoch, last_lsn } => {
+                self.master = Some(master);
+                self.master_redis = redis;
+                self.last_lsn = last_lsn;
+                Event::Followed { epoch, last_lsn }
+            }
+            RoleUpdate::TakeOver { facts, entries, wal } => {
+                self.last_lsn = facts.last_lsn;
+                self.store.wal = Some(wal);
+                self.store.entries = Some((entries, facts.members.clone()));
+                Event::MasterSilent { facts }
+            }
+        };
+        self.step(event, ctx);
+    }
+}
+
+impl Handler<LogFailed> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LogFailed, ctx: &mut Context<Self>) {
+        if crate::mutation::enabled("mutation-log-failure-keeps-serving") {
+            return tracing::error!(reason = %msg.reason, "mutation-log-failure-keeps-serving: ignoring a failed log");
+        }
+        self.step(Event::LogFailed { reason: msg.reason }, ctx);
+    }
+}
+
+/// How the listener answers a connecting peer.
+pub struct Admitted {
+    pub admission: Admission,
+    /// What the welcome says.
+    pub role: ServerRole,
+    pub epoch: Epoch,
+    pub last_lsn: Lsn,
+    /// Where to point those this node does not serve.
+    pub master: Option<String>,
+    pub serving: Option<(Addr<CoordinatorActor>, Addr<WalWriter>)>,
+}
+
+/// The listener's question: how to answer a peer claiming `role`.
+#[derive(Message)]
+#[rtype(result = "Admitted")]
+pub struct Admit {
+    pub role: PeerRole,
+}
+
+impl Handler<Admit> for NodeActor {
+    type Result = MessageResult<Admit>;
+
+    fn handle(&mut self, msg: Admit, ctx: &mut Context<Self>) -> Self::Result {
+        let (admission, effects) = self.core.admit(&msg.role);
+        self.run(effects, ctx);
+        let view = self.view();
+        MessageResult(Admitted {
+            admission,
+            role: view.role,
+            epoch: view.epoch,
+            last_lsn: view.last_lsn,
+            master: view.master,
+            serving: view.serving,
+        })
+    }
+}
+
+/// What the Redis endpoint needs to route a command.
 #[derive(Clone)]
 pub struct NodeView {
     pub role: ServerRole,
@@ -83,86 +416,42 @@ pub struct NodeView {
     pub master: Option<String>,
     /// Where Redis clients should go when this node is not master (if known).
     pub master_redis: Option<String>,
+    /// The coordinator, while this node serves or campaigns (commands wait during a campaign).
     pub serving: Option<(Addr<CoordinatorActor>, Addr<WalWriter>)>,
+}
+
+impl NodeActor {
+    fn view(&self) -> NodeView {
+        let (role, epoch) = self.core.view();
+        let serving = match (role, &self.coordinator, &self.store.wal) {
+            (ServerRole::Master | ServerRole::Candidate, Some(c), Some(w)) => Some((c.clone(), w.clone())),
+            _ => None,
+        };
+        let own_redis = self.config.redis.as_ref().map(|r| r.advertised.clone());
+        match role {
+            ServerRole::Master => {
+                NodeView { role, epoch, last_lsn: self.last_lsn, master: None, master_redis: own_redis, serving }
+            }
+            ServerRole::Candidate | ServerRole::Standby => NodeView {
+                role,
+                epoch,
+                last_lsn: self.last_lsn,
+                master: self.master.clone().or_else(|| self.config.peer.clone()),
+                master_redis: self.master_redis.clone(),
+                serving,
+            },
+        }
+    }
 }
 
 #[derive(Message)]
 #[rtype(result = "NodeView")]
 pub struct Describe;
 
-/// The standby follows `master`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Following {
-    pub master: String,
-    /// The master's Redis-protocol address, if it serves one.
-    pub redis: Option<String>,
-    pub epoch: Epoch,
-    pub last_lsn: Lsn,
-}
-
-/// Serve as master in `epoch` (already durable in `wal`), from `entries`; wait for
-/// `wait_for` slaves' inventories first.
-#[derive(Message)]
-#[rtype(result = "Addr<CoordinatorActor>")]
-pub struct Promote {
-    pub epoch: Epoch,
-    pub entries: std::collections::HashMap<Key, Entry>,
-    pub wal: Addr<WalWriter>,
-    pub wait: SlaveWait,
-}
-
 impl Handler<Describe> for NodeActor {
     type Result = MessageResult<Describe>;
 
     fn handle(&mut self, _msg: Describe, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(match &self.role {
-            Role::Standby { master, master_redis } => NodeView {
-                role: ServerRole::Standby,
-                epoch: self.epoch,
-                last_lsn: self.last_lsn,
-                master: master.clone().or_else(|| self.config.peer.clone()),
-                master_redis: master_redis.clone(),
-                serving: None,
-            },
-            Role::Master { coordinator, wal } => NodeView {
-                role: ServerRole::Master,
-                epoch: self.epoch,
-                last_lsn: self.last_lsn,
-                master: None,
-                master_redis: self.config.redis.as_ref().map(|r| r.advertised.clone()),
-                serving: Some((coordinator.clone(), wal.clone())),
-            },
-        })
-    }
-}
-
-impl Handler<Following> for NodeActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Following, _ctx: &mut Context<Self>) {
-        self.epoch = self.epoch.max(msg.epoch);
-        self.last_lsn = msg.last_lsn;
-        if let Role::Standby { master, master_redis } = &mut self.role {
-            *master = Some(msg.master);
-            *master_redis = msg.redis;
-        }
-    }
-}
-
-impl Handler<Promote> for NodeActor {
-    type Result = MessageResult<Promote>;
-
-    fn handle(&mut self, msg: Promote, _ctx: &mut Context<Self>) -> Self::Result {
-        tracing::info!(epoch = %msg.epoch, keys = msg.entries.len(), wait = ?msg.wait, "serving as master");
-        let Promote { epoch, entries, wal, wait } = msg;
-        let (config, coordinator_wal) = (self.config.clone(), wal.clone());
-        let coordinator =
-            Supervisor::start(move |_| CoordinatorActor::new(config, epoch, entries, coordinator_wal, wait));
-        wal.do_send(ShipFromNowOn);
-        wal.do_send(SnapshotsFrom(coordinator.clone().recipient()));
-        self.epoch = epoch;
-        self.role = Role::Master { coordinator: coordinator.clone(), wal };
-        MessageResult(coordinator)
+        MessageResult(self.view())
     }
 }

@@ -1,14 +1,17 @@
-//! The standby: follows the master's log over the network and takes over when it falls silent.
+//! The standby: follows the master's log over the network and hands its state to the node when
+//! the master falls silent.
 //!
 //! It connects to the master as a backup, naming the epoch it has recorded and the next LSN it
 //! needs. Records arrive durable on the master; the standby appends them to its own log (same
-//! LSNs) and applies them to its cache of the state. A snapshot replaces both. It pings every
-//! `--heartbeat-ms`; after `--failover-after-ms` without a frame from the master it takes over:
-//! it records a new epoch (above every epoch it has seen, with its own parity so the two nodes
-//! never choose the same one) durably, and hands its replayed state to the node, which starts the
-//! coordinator from it. The coordinator serves once it has read enough slaves' inventories.
+//! LSNs) and applies them to its replayed state (entries, membership, newest epoch). A snapshot
+//! replaces both. It pings every `--heartbeat-ms`; after `--failover-after-ms` without a frame
+//! from the master it hands its state and its log writer to the node actor, whose role core
+//! then campaigns: silence only makes the node *try*; slaves' promises decide.
+//!
+//! A standby that was itself stalled (paused, starved of CPU) must not take its own stall for
+//! the master's silence: a heartbeat tick that runs far later than scheduled starts the silence
+//! over, so frames already waiting in the socket are read first.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,18 +20,19 @@ use actix::prelude::{
 };
 use futures_util::StreamExt;
 
-use net::{
-    Entry, Epoch, FromServer, Key, LogRecord, Lsn, NetError, NodeId, PeerRole, ServerRole, Ship, ToServer, WireError,
-};
+use net::{FromServer, LogRecord, Lsn, NetError, PeerRole, ServerRole, Ship, ToServer, WireError};
 
-use super::role::{NodeActor, Promote};
+use super::role::{NodeActor, RoleUpdate};
+use super::Exit;
 use crate::dial::{dial, Dialed};
-use crate::master::coordinator::SlaveWait;
-use crate::master::quorum::majority;
-use crate::master::wal_writer::{Append, AppendDurable, Durable, LogEntry, Stop, WalConfig, WalWriter};
+use crate::master::wal_writer::{Append, Durable, LogEntry, Stop, WalConfig, WalWriter};
 use crate::master::MasterConfig;
 use crate::outbox::{frames, Outbox};
+use crate::role::membership::Membership;
 use crate::wal::{snapshot, DataDir, Recovered, Snapshot};
+
+/// A heartbeat tick this many intervals late means this process was stalled, not its master.
+const STALLED_TICKS: u32 = 3;
 
 /// A frame from connection `conn`, or its end.
 struct Incoming {
@@ -39,22 +43,20 @@ struct Incoming {
 pub struct Standby {
     config: Arc<MasterConfig>,
     master: String,
-    parity: u64,
     dir: Arc<DataDir>,
     wal: Addr<WalWriter>,
     node: Addr<NodeActor>,
-    cache: HashMap<Key, Entry>,
-    epoch: Epoch,
-    next_lsn: Lsn,
+    /// The replayed log: entries, membership, epochs, next LSN.
+    state: Recovered,
     acked: Lsn,
     conn: Option<(u64, Outbox<ToServer>)>,
     conns: u64,
     connecting: bool,
     last_heard: Instant,
-    /// The master's live slaves, from its last Pong.
-    slaves: Vec<NodeId>,
+    last_tick: Instant,
     incoming_snapshot: Option<Snapshot>,
     promoting: bool,
+    exit: Exit,
 }
 
 impl Standby {
@@ -62,32 +64,33 @@ impl Standby {
     pub fn new(
         config: Arc<MasterConfig>,
         master: String,
-        parity: u64,
         dir: Arc<DataDir>,
         wal: Addr<WalWriter>,
         node: Addr<NodeActor>,
         recovered: Recovered,
+        exit: Exit,
     ) -> Self {
-        let epoch = recovered.epoch.max(recovered.max_version.epoch);
         Standby {
             config,
             master,
-            parity,
             dir,
             wal,
             node,
-            cache: recovered.entries,
-            epoch,
-            next_lsn: recovered.next_lsn,
             acked: Lsn(recovered.next_lsn.0.saturating_sub(1)),
+            state: recovered,
             conn: None,
             conns: 0,
             connecting: false,
             last_heard: Instant::now(),
-            slaves: Vec::new(),
+            last_tick: Instant::now(),
             incoming_snapshot: None,
             promoting: false,
+            exit,
         }
+    }
+
+    fn epoch(&self) -> net::Epoch {
+        self.state.facts().highest_epoch
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -95,7 +98,8 @@ impl Standby {
             return;
         }
         self.connecting = true;
-        let role = PeerRole::Backup { id: self.config.node.clone(), epoch: self.epoch, next_lsn: self.next_lsn };
+        let role =
+            PeerRole::Backup { id: self.config.node.clone(), epoch: self.epoch(), next_lsn: self.state.next_lsn };
         let (addr, deadline) = (self.master.clone(), self.config.heartbeat.timeout.min(Duration::from_secs(1)));
         let credentials = self.config.credentials.clone();
         ctx.spawn(async move { dial(&addr, role, deadline, &credentials).await }.into_actor(self).map(
@@ -123,7 +127,7 @@ impl Standby {
 
     fn connected(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
         let Dialed { addr, welcome, reader, writer } = dialed;
-        tracing::info!(master = %addr, epoch = %welcome.epoch, from = self.next_lsn.0, "following the master");
+        tracing::info!(master = %addr, epoch = %welcome.epoch, from = self.state.next_lsn.0, "following the master");
         self.conns += 1;
         let conn = self.conns;
         self.last_heard = Instant::now();
@@ -131,9 +135,9 @@ impl Standby {
         let end = futures_util::stream::once(async move { Incoming { conn, frame: None } });
         ctx.add_stream(stream.chain(end));
         self.conn = Some((conn, Outbox::spawn(writer)));
-        self.node.do_send(super::role::Following {
+        self.node.do_send(RoleUpdate::Followed {
             master: addr,
-            epoch: welcome.epoch.max(self.epoch),
+            epoch: welcome.epoch.max(self.epoch()),
             last_lsn: self.acked,
             redis: welcome.redis,
         });
@@ -148,24 +152,11 @@ impl Standby {
     }
 
     fn apply(&mut self, record: LogRecord, ctx: &mut Context<Self>) -> Result<(), String> {
-        if record.lsn() != self.next_lsn {
-            return Err(format!("expected LSN {}, got {}", self.next_lsn.0, record.lsn().0));
+        if record.lsn() != self.state.next_lsn {
+            return Err(format!("expected LSN {}, got {}", self.state.next_lsn.0, record.lsn().0));
         }
-        self.next_lsn = Lsn(self.next_lsn.0 + 1);
-        match &record {
-            LogRecord::Write { version, key, value, .. } => {
-                let entry = Entry { version: *version, value: value.clone() };
-                match self.cache.get_mut(key) {
-                    Some(old) if old.version >= entry.version => {}
-                    Some(old) => *old = entry,
-                    None => {
-                        self.cache.insert(key.clone(), entry);
-                    }
-                }
-                self.epoch = self.epoch.max(version.epoch);
-            }
-            LogRecord::Epoch { epoch, .. } => self.epoch = self.epoch.max(*epoch),
-        }
+        self.state.next_lsn = Lsn(self.state.next_lsn.0 + 1);
+        self.state.apply_record(record.clone());
         self.wal.do_send(Append { entry: LogEntry::Shipped(record), notify: Some(ctx.address().recipient()) });
         Ok(())
     }
@@ -177,7 +168,17 @@ impl Standby {
         let dir = self.dir.clone();
         let lsn = snap.lsn;
         let epoch = snap.epoch;
-        let cache: HashMap<Key, Entry> = snap.entries.iter().cloned().collect();
+        let mut state = Recovered {
+            next_lsn: Lsn(lsn.0 + 1),
+            epoch,
+            newest_grant: Some((epoch, snap.master.clone())),
+            members: Membership::from_records(snap.members.clone()),
+            ..Recovered::default()
+        };
+        for (key, entry) in &snap.entries {
+            state.max_version = state.max_version.max(entry.version);
+            state.entries.insert(key.clone(), entry.clone());
+        }
         let work = actix_rt::task::spawn_blocking(move || reset_to_snapshot(&dir, &snap));
         ctx.wait(work.into_actor(self).map(move |result, act, ctx| {
             match result {
@@ -185,14 +186,12 @@ impl Standby {
                 Ok(Err(err)) => return act.fail(&format!("cannot install the snapshot: {err}"), ctx),
                 Err(err) => return act.fail(&format!("cannot install the snapshot: {err}"), ctx),
             }
-            let recovered = Recovered { next_lsn: Lsn(lsn.0 + 1), epoch, ..Recovered::default() };
-            match WalWriter::start(act.dir.clone(), &recovered, standby_wal(&act.config)) {
+            let fresh = Recovered { next_lsn: Lsn(lsn.0 + 1), epoch, ..Recovered::default() };
+            match WalWriter::start(act.dir.clone(), &fresh, standby_wal(&act.config)) {
                 Ok(wal) => act.wal = wal,
                 Err(err) => return act.fail(&format!("cannot reopen the log: {err}"), ctx),
             }
-            act.cache = cache;
-            act.epoch = act.epoch.max(epoch);
-            act.next_lsn = Lsn(lsn.0 + 1);
+            act.state = state;
             act.acked = lsn;
             if let Some((_, outbox)) = &act.conn {
                 outbox.send(ToServer::StandbyAck { lsn });
@@ -203,44 +202,22 @@ impl Standby {
     fn fail(&mut self, reason: &str, ctx: &mut Context<Self>) {
         tracing::error!(reason, "the standby cannot go on; stopping the process");
         ctx.stop();
-        actix_rt::System::current().stop_with_code(1);
+        self.exit.now(1);
     }
 
-    fn promote(&mut self, ctx: &mut Context<Self>) {
-        if self.promoting {
+    /// Hands the replayed state and the log writer to the node, which campaigns with them.
+    fn take_over(&mut self, ctx: &mut Context<Self>) {
+        if self.promoting || self.incoming_snapshot.is_some() {
             return;
         }
         self.promoting = true;
         self.disconnect("taking over");
-        let epoch = next_epoch(self.epoch, self.parity);
-        // Every key lives on a majority of its replicas, and at most f = (R-1)/2 of the slaves
-        // the master had can be missed without missing one of them for some key.
-        let f = (self.config.replicas.saturating_sub(1)) / 2;
-        let wait = match self.slaves.len() {
-            0 => SlaveWait { slaves: majority(self.config.replicas), deadline: true },
-            known => SlaveWait { slaves: known.saturating_sub(f).max(1), deadline: false },
-        };
-        tracing::warn!(silent = ?self.last_heard.elapsed(), new_epoch = %epoch, ?wait, "the master is silent; taking over");
-        let record = self.wal.send(AppendDurable(LogEntry::Epoch(epoch)));
-        ctx.wait(record.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(Ok(_)) => {
-                let entries = std::mem::take(&mut act.cache);
-                act.node.do_send(Promote { epoch, entries, wal: act.wal.clone(), wait });
-                ctx.stop();
-            }
-            Ok(Err(err)) => act.fail(&format!("cannot record the new epoch: {err}"), ctx),
-            Err(err) => act.fail(&format!("cannot record the new epoch: {err}"), ctx),
-        }));
+        tracing::warn!(silent = ?self.last_heard.elapsed(), "the master is silent; campaigning to take over");
+        let facts = self.state.facts();
+        let entries = std::mem::take(&mut self.state.entries);
+        self.node.do_send(RoleUpdate::TakeOver { facts, entries, wal: self.wal.clone() });
+        ctx.stop();
     }
-}
-
-/// The smallest epoch above `above` with the node's parity (0 or 1).
-pub fn next_epoch(above: Epoch, parity: u64) -> Epoch {
-    let mut next = above.0 + 1;
-    if next % 2 != parity {
-        next += 1;
-    }
-    Epoch(next)
 }
 
 /// A standby's own log neither ships nor needs frequent snapshots of its own making.
@@ -269,12 +246,19 @@ impl Actor for Standby {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.connect(ctx);
         let interval = self.config.standby_heartbeat;
-        ctx.run_interval(interval, |act, ctx| {
+        ctx.run_interval(interval, move |act, ctx| {
             if act.promoting {
                 return;
             }
+            let late = act.last_tick.elapsed();
+            act.last_tick = Instant::now();
+            if late > interval * STALLED_TICKS && !crate::mutation::enabled("mutation-standby-no-stall-check") {
+                // This process was stalled: what waits in the socket is read before silence counts.
+                tracing::warn!(?late, "this standby was stalled; counting the master's silence afresh");
+                act.last_heard = Instant::now();
+            }
             if act.last_heard.elapsed() >= act.config.failover_after {
-                return act.promote(ctx);
+                return act.take_over(ctx);
             }
             match &act.conn {
                 Some((_, outbox)) => {
@@ -301,8 +285,8 @@ impl StreamHandler<Incoming> for Standby {
             FromServer::Ship(Ship::Records { records }) => {
                 records.into_iter().try_for_each(|record| self.apply(record, ctx))
             }
-            FromServer::Ship(Ship::SnapshotBegin { lsn, epoch }) => {
-                self.incoming_snapshot = Some(Snapshot { lsn, epoch, entries: Vec::new() });
+            FromServer::Ship(Ship::SnapshotBegin { lsn, epoch, master, members }) => {
+                self.incoming_snapshot = Some(Snapshot { lsn, epoch, master, members, entries: Vec::new() });
                 Ok(())
             }
             FromServer::Ship(Ship::SnapshotChunk { entries }) => match &mut self.incoming_snapshot {
@@ -319,8 +303,7 @@ impl StreamHandler<Incoming> for Standby {
                 }
                 None => Err("a snapshot end without a beginning".to_string()),
             },
-            FromServer::Ship(Ship::Pong { durable, slaves }) => {
-                self.slaves = slaves;
+            FromServer::Ship(Ship::Pong { durable, .. }) => {
                 tracing::debug!(lag = durable.0.saturating_sub(self.acked.0), "master pong");
                 Ok(())
             }
@@ -356,23 +339,6 @@ impl Handler<Durable> for Standby {
             }
             Ok(()) => {}
             Err(err) => self.fail(&format!("the standby's log failed: {err}"), ctx),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_two_nodes_never_choose_the_same_epoch() {
-        assert_eq!(next_epoch(Epoch(0), 0), Epoch(2));
-        assert_eq!(next_epoch(Epoch(0), 1), Epoch(1));
-        assert_eq!(next_epoch(Epoch(2), 1), Epoch(3));
-        assert_eq!(next_epoch(Epoch(3), 0), Epoch(4));
-        for above in 0..20 {
-            assert_ne!(next_epoch(Epoch(above), 0), next_epoch(Epoch(above), 1));
-            assert!(next_epoch(Epoch(above), 0) > Epoch(above));
         }
     }
 }

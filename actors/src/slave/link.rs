@@ -1,7 +1,8 @@
 //! The slave's link to its master: finds a master among the configured addresses, starts a
 //! session on the connection, and after the session ends reconnects with exponential backoff
-//! and jitter. It tries the master address first and then the backup, and takes only a node
-//! that answers as master.
+//! and jitter. It tries the master address first and then the backup, and takes a node that
+//! answers as master (unless its epoch is older than the one this slave promised) or as a
+//! candidate (which asks for this slave's promise).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,9 @@ impl MasterLink {
             let mut failures = Vec::new();
             for addr in &config.servers {
                 match dial(addr, role.clone(), config.dial_timeout, &config.credentials).await {
+                    // A candidate is met whatever its log's epoch: it asks for promises above
+                    // the one this slave reports, and a master it is not yet may become one.
+                    Ok(dialed) if dialed.welcome.role == ServerRole::Candidate => return Ok(dialed),
                     Ok(dialed) if dialed.welcome.epoch < info.epoch && !crate::mutation::fencing_off() => {
                         failures.push(format!("{addr}: deposed (epoch {} < {})", dialed.welcome.epoch, info.epoch))
                     }
@@ -95,9 +99,10 @@ impl MasterLink {
         self.connected = true;
         let outbox = Outbox::spawn(writer);
         let (store, link, timeout) = (self.store.clone(), ctx.address(), self.config.master_timeout);
+        let master_node = welcome.node.clone();
         SlaveSession::create(move |session_ctx| {
             <SlaveSession as actix::StreamHandler<_>>::add_stream(frames(reader), session_ctx);
-            SlaveSession::new(addr, outbox, store, link, timeout)
+            SlaveSession::new(addr, master_node, outbox, store, link, timeout)
         });
     }
 }

@@ -10,20 +10,16 @@ use actix::prelude::{Actor, Addr, Supervisor};
 pub use link::{MasterLink, SlaveConfig};
 pub use store::Store;
 
-/// Starts a slave's actors on the current actix system. The accepted epoch is kept in
-/// `data_dir/epoch` when a data directory is given.
+/// Starts a slave's actors on the current actix system. Its promise (see `role/promise.rs`) is
+/// kept in `data_dir/promise` when a data directory is given.
 pub fn start_slave(
     config: SlaveConfig,
     data_dir: Option<&std::path::Path>,
 ) -> std::io::Result<(Addr<Store>, Addr<MasterLink>)> {
-    let epoch_file = match data_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            Some(dir.join("epoch"))
-        }
-        None => None,
-    };
-    let store = Store::open(epoch_file)?.start();
+    if let Some(dir) = data_dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    let store = Store::open(data_dir.map(std::path::Path::to_path_buf))?.start();
     let link_store = store.clone();
     let link = Supervisor::start(move |_| MasterLink::new(config, link_store));
     Ok((store, link))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, StreamHandler};
 
-use net::{FromServer, NetError, ToServer, WireError};
+use net::{FromServer, NetError, NodeId, ToServer, WireError};
 
 use super::link::MasterLink;
 use super::store::{Applied, Apply, Store};
@@ -14,6 +14,8 @@ use crate::outbox::{Outbox, LINGER};
 
 pub struct SlaveSession {
     master: String,
+    /// The master's node id, from its welcome: the node this slave's requests come from.
+    master_node: NodeId,
     outbox: Outbox<ToServer>,
     store: Addr<Store>,
     link: Addr<MasterLink>,
@@ -32,12 +34,13 @@ pub struct SessionEnded {
 impl SlaveSession {
     pub fn new(
         master: String,
+        master_node: NodeId,
         outbox: Outbox<ToServer>,
         store: Addr<Store>,
         link: Addr<MasterLink>,
         timeout: Duration,
     ) -> Self {
-        SlaveSession { master, outbox, store, link, last_heard: Instant::now(), timeout, closing: false }
+        SlaveSession { master, master_node, outbox, store, link, last_heard: Instant::now(), timeout, closing: false }
     }
 
     fn close_with(&mut self, err: WireError, ctx: &mut Context<Self>) {
@@ -74,7 +77,8 @@ impl StreamHandler<Result<FromServer, NetError>> for SlaveSession {
         self.last_heard = Instant::now();
         match frame {
             Ok(FromServer::SlaveRequest { id, epoch, op }) => {
-                self.store.do_send(Apply { id, epoch, op, reply_to: ctx.address().recipient() });
+                let from = self.master_node.clone();
+                self.store.do_send(Apply { id, from, epoch, op, reply_to: ctx.address().recipient() });
             }
             Ok(FromServer::Error(err)) => {
                 tracing::warn!(master = %self.master, %err, "master sent an error");

@@ -1,11 +1,13 @@
-//! The slave's store actor: `key -> (version, value or tombstone)`, and the highest epoch the
-//! slave has accepted.
+//! The slave's store actor: `key -> (version, value or tombstone)` in memory, and the slave's
+//! promise (the epoch it accepted, from whom, and the newest epoch it served) on disk.
 //!
 //! A write is applied only if its version is newer than what the store holds, so a retried,
 //! reordered or repaired write never moves a key backwards. A delete stores a tombstone with
 //! its version instead of forgetting the key, so a stale copy elsewhere can never be repaired
-//! back over it. Requests carrying an older epoch than the store has accepted are refused:
-//! that is what keeps a deposed master from completing reads or writes.
+//! back over it. Every request first passes the promise's fencing check
+//! (`role/promise.rs`): that is what keeps a deposed master from completing reads or writes,
+//! and what grants a candidate its epoch. A changed promise is on disk before the request is
+//! carried out.
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
@@ -18,7 +20,9 @@ use actix::prelude::{
 };
 
 use bytes::Bytes;
-use net::{Entry, Epoch, Key, RequestId, SlaveOp, SlaveReply, Value, Version, WireError};
+use net::{Entry, Epoch, Key, NodeId, RequestId, SlaveOp, SlaveReply, Value, Version, WireError};
+
+use crate::role::promise::{Check, Kind, Promise};
 
 /// The data, without the actor: plain methods, tested directly.
 ///
@@ -132,27 +136,32 @@ impl StoreMap {
 /// Bytes of entries in one inventory page (at least one entry per page).
 const INVENTORY_PAGE_BYTES: usize = 256 * 1024;
 
+/// Where a slave keeps its promise, in its data directory.
+pub const PROMISE_FILE: &str = "promise";
+/// Where slaves before promises kept the bare epoch; read once if no promise file exists.
+const OLD_EPOCH_FILE: &str = "epoch";
+
 pub struct Store {
     map: StoreMap,
-    epoch: Epoch,
-    /// Where the accepted epoch is recorded; `None` keeps it in memory only.
-    epoch_file: Option<PathBuf>,
+    promise: Promise,
+    /// The data directory the promise is kept in; `None` keeps it in memory only.
+    dir: Option<PathBuf>,
     /// The copy an inventory is being paged from.
     inventory: Option<Vec<(Key, Entry)>>,
 }
 
 impl Store {
-    /// A store in memory; the accepted epoch is kept in `epoch_file` if given, read from it now.
-    pub fn open(epoch_file: Option<PathBuf>) -> std::io::Result<Self> {
-        let epoch = match &epoch_file {
-            Some(path) => read_epoch(path)?,
-            None => Epoch(0),
+    /// A store in memory whose promise is kept in `dir` if given, read from it now.
+    pub fn open(dir: Option<PathBuf>) -> std::io::Result<Self> {
+        let promise = match &dir {
+            Some(dir) => read_promise(dir)?,
+            None => Promise::default(),
         };
-        Ok(Store { map: StoreMap::default(), epoch, epoch_file, inventory: None })
+        Ok(Store { map: StoreMap::default(), promise, dir, inventory: None })
     }
 
     pub fn new() -> Self {
-        Store { map: StoreMap::default(), epoch: Epoch(0), epoch_file: None, inventory: None }
+        Store { map: StoreMap::default(), promise: Promise::default(), dir: None, inventory: None }
     }
 
     fn inventory_page(&mut self, cursor: u64) -> Result<SlaveReply, WireError> {
@@ -177,14 +186,8 @@ impl Store {
         Ok(SlaveReply::Inventory { entries, next })
     }
 
-    fn apply(&mut self, epoch: Epoch, op: SlaveOp) -> Result<SlaveReply, WireError> {
-        if epoch < self.epoch && !crate::mutation::fencing_off() {
-            return Err(WireError::StaleEpoch { sent: epoch, current: self.epoch });
-        }
-        if epoch > self.epoch {
-            tracing::info!(old = %self.epoch, new = %epoch, "accepting a newer epoch");
-            self.epoch = epoch;
-        }
+    /// Carries out `op`, which the fencing check let through, under promise `after`.
+    fn carry_out(&mut self, epoch: Epoch, op: SlaveOp, before: &Promise) -> Result<SlaveReply, WireError> {
         match op {
             SlaveOp::Read { key } => Ok(SlaveReply::Read { entry: self.map.read(&key) }),
             SlaveOp::Write { key, version, value } => {
@@ -197,33 +200,64 @@ impl Store {
             }
             SlaveOp::Ping => Ok(SlaveReply::Pong { keys: self.map.len() as u64 }),
             SlaveOp::Inventory { cursor } => self.inventory_page(cursor),
+            SlaveOp::Promise => Ok(self.promise.granted(before)),
         }
     }
-}
 
-/// Reads the recorded epoch; a missing file is epoch 0.
-fn read_epoch(path: &Path) -> std::io::Result<Epoch> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map(Epoch)
-            .map_err(|e| std::io::Error::other(format!("{}: not an epoch: {e}", path.display()))),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Epoch(0)),
-        Err(err) => Err(err),
+    /// Checks and carries out `op` from `from` in `epoch` when the promise needs no change on
+    /// disk; otherwise returns the promise to record first.
+    fn apply(&mut self, from: &NodeId, epoch: Epoch, op: SlaveOp) -> Applying {
+        match self.promise.check(from, epoch, Kind::of(&op)) {
+            Check::Answer(answer) => Applying::Done(answer),
+            Check::Proceed(next) if next == self.promise => {
+                let before = self.promise.clone();
+                Applying::Done(self.carry_out(epoch, op, &before))
+            }
+            Check::Proceed(next) => Applying::Record(next, op),
+        }
+    }
+
+    /// Adopts `next` (now durable) and carries out `op`.
+    fn adopt(&mut self, next: Promise, epoch: Epoch, op: SlaveOp) -> Result<SlaveReply, WireError> {
+        if next.epoch > self.promise.epoch {
+            tracing::info!(old = %self.promise.epoch, new = %next.epoch, to = ?next.to, "promised a newer epoch");
+        }
+        let before = std::mem::replace(&mut self.promise, next);
+        self.carry_out(epoch, op, &before)
     }
 }
 
-/// Records `epoch` durably: a temporary file, fsync, rename, fsync of the directory.
-fn write_epoch(path: &Path, epoch: Epoch) -> std::io::Result<()> {
+enum Applying {
+    Done(Result<SlaveReply, WireError>),
+    /// Record this promise durably, then carry out the request.
+    Record(Promise, SlaveOp),
+}
+
+/// Reads the recorded promise; none recorded is the empty promise.
+fn read_promise(dir: &Path) -> std::io::Result<Promise> {
+    for name in [PROMISE_FILE, OLD_EPOCH_FILE] {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                return Promise::decode(&text)
+                    .map_err(|e| std::io::Error::other(format!("{}: not a promise: {e}", path.display())))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(Promise::default())
+}
+
+/// Records `promise` durably: a temporary file, fsync, rename, fsync of the directory.
+fn write_promise(dir: &Path, promise: &Promise) -> std::io::Result<()> {
+    let path = dir.join(PROMISE_FILE);
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(format!("{}\n", epoch.0).as_bytes())?;
+    file.write_all(promise.encode().as_bytes())?;
     file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
@@ -237,11 +271,12 @@ impl Actor for Store {
     type Context = Context<Self>;
 }
 
-/// Carry out `op` for the master connection `reply_to` and answer it there.
+/// Carry out `op` for the master connection `reply_to` (to master `from`) and answer it there.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Apply {
     pub id: RequestId,
+    pub from: NodeId,
     pub epoch: Epoch,
     pub op: SlaveOp,
     pub reply_to: Recipient<Applied>,
@@ -271,24 +306,31 @@ impl Handler<Apply> for Store {
     type Result = ();
 
     fn handle(&mut self, msg: Apply, ctx: &mut Context<Self>) {
-        let Some(path) = self.epoch_file.clone().filter(|_| msg.epoch > self.epoch) else {
-            let result = self.apply(msg.epoch, msg.op);
-            return msg.reply_to.do_send(Applied { id: msg.id, result });
+        let Apply { id, from, epoch, op, reply_to } = msg;
+        let (next, op) = match self.apply(&from, epoch, op) {
+            Applying::Done(result) => return reply_to.do_send(Applied { id, result }),
+            Applying::Record(next, op) => (next, op),
         };
-        // A newer epoch is recorded before it is acted on (and before any other message), so a
-        // slave that restarts still refuses the masters it had fenced.
-        let epoch = msg.epoch;
-        let record = actix_rt::task::spawn_blocking(move || write_epoch(&path, epoch));
+        let Some(dir) = self.dir.clone() else {
+            let result = self.adopt(next, epoch, op);
+            return reply_to.do_send(Applied { id, result });
+        };
+        // A new promise is recorded before it is acted on (and before any other message), so a
+        // slave that restarts still refuses what it promised to refuse.
+        let durable = next.clone();
+        let record = actix_rt::task::spawn_blocking(move || write_promise(&dir, &durable));
         ctx.wait(record.into_actor(self).map(move |written, act, _| {
             let result = match written {
-                Ok(Ok(())) => act.apply(msg.epoch, msg.op),
+                Ok(Ok(())) => act.adopt(next, epoch, op),
                 Ok(Err(err)) => {
-                    tracing::error!(%err, "cannot record the new epoch");
-                    Err(WireError::internal(format!("cannot record epoch {epoch}: {err}")))
+                    tracing::error!(%err, "cannot record a promise");
+                    Err(WireError::internal(format!("cannot record the promise of epoch {}: {err}", next.epoch)))
                 }
-                Err(err) => Err(WireError::internal(format!("cannot record epoch {epoch}: {err}"))),
+                Err(err) => {
+                    Err(WireError::internal(format!("cannot record the promise of epoch {}: {err}", next.epoch)))
+                }
             };
-            msg.reply_to.do_send(Applied { id: msg.id, result });
+            reply_to.do_send(Applied { id, result });
         }));
     }
 }
@@ -297,7 +339,11 @@ impl Handler<Describe> for Store {
     type Result = MessageResult<Describe>;
 
     fn handle(&mut self, _msg: Describe, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(StoreInfo { epoch: self.epoch, max_version: self.map.max_version(), keys: self.map.len() as u64 })
+        MessageResult(StoreInfo {
+            epoch: self.promise.epoch,
+            max_version: self.map.max_version(),
+            keys: self.map.len() as u64,
+        })
     }
 }
 
@@ -345,26 +391,41 @@ mod tests {
         assert_eq!(map.len(), 1);
     }
 
-    #[test]
-    fn older_epochs_are_refused_and_newer_ones_adopted() {
-        let mut store = Store::new();
-        assert!(store.apply(Epoch(2), SlaveOp::Ping).is_ok());
-        let err = store.apply(Epoch(1), SlaveOp::Read { key: key("k") }).unwrap_err();
-        assert_eq!(err, WireError::StaleEpoch { sent: Epoch(1), current: Epoch(2) });
-        let write = SlaveOp::Write { key: key("k"), version: Version::new(1, 1), value: val("x") };
-        assert_eq!(store.apply(Epoch(1), write.clone()).unwrap_err(), err);
-        assert!(store.apply(Epoch(2), write).is_ok(), "copied versions keep their older epoch");
+    fn master() -> NodeId {
+        NodeId("master".to_string())
+    }
+
+    /// Applies `op` as the actor would, recording promises in memory.
+    fn run(store: &mut Store, epoch: Epoch, op: SlaveOp) -> Result<SlaveReply, WireError> {
+        match store.apply(&master(), epoch, op) {
+            Applying::Done(result) => result,
+            Applying::Record(next, op) => store.adopt(next, epoch, op),
+        }
     }
 
     #[test]
-    fn the_epoch_survives_a_restart() {
-        let dir = std::env::temp_dir().join(format!("kv-epoch-{}", std::process::id()));
+    fn older_epochs_are_refused_and_newer_ones_adopted() {
+        let mut store = Store::new();
+        assert!(run(&mut store, Epoch(2), SlaveOp::Inventory { cursor: 0 }).is_ok());
+        let err = run(&mut store, Epoch(1), SlaveOp::Read { key: key("k") }).unwrap_err();
+        assert_eq!(err, WireError::StaleEpoch { sent: Epoch(1), current: Epoch(2) });
+        let write = SlaveOp::Write { key: key("k"), version: Version::new(1, 1), value: val("x") };
+        assert_eq!(run(&mut store, Epoch(1), write.clone()).unwrap_err(), err);
+        assert!(run(&mut store, Epoch(2), write).is_ok(), "copied versions keep their older epoch");
+        assert_eq!(store.promise.served, Epoch(2), "a write in epoch 2 is recorded as served");
+    }
+
+    #[test]
+    fn the_promise_survives_a_restart_and_old_epoch_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("kv-promise-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("epoch");
-        let _ = std::fs::remove_file(&path);
-        assert_eq!(Store::open(Some(path.clone())).unwrap().epoch, Epoch(0));
-        write_epoch(&path, Epoch(7)).unwrap();
-        assert_eq!(Store::open(Some(path)).unwrap().epoch, Epoch(7));
+        assert_eq!(Store::open(Some(dir.clone())).unwrap().promise, Promise::default());
+        std::fs::write(dir.join(OLD_EPOCH_FILE), "5\n").unwrap();
+        assert_eq!(Store::open(Some(dir.clone())).unwrap().promise.epoch, Epoch(5));
+        let promise = Promise { epoch: Epoch(7), to: Some(master()), served: Epoch(6) };
+        write_promise(&dir, &promise).unwrap();
+        assert_eq!(Store::open(Some(dir)).unwrap().promise, promise);
     }
 
     #[test]
@@ -376,7 +437,7 @@ mod tests {
         }
         let (mut seen, mut cursor, mut pages) = (0, 0, 0);
         loop {
-            let Ok(SlaveReply::Inventory { entries, next }) = store.apply(Epoch(1), SlaveOp::Inventory { cursor })
+            let Ok(SlaveReply::Inventory { entries, next }) = run(&mut store, Epoch(1), SlaveOp::Inventory { cursor })
             else {
                 panic!()
             };
@@ -395,6 +456,6 @@ mod tests {
     fn a_version_from_a_later_epoch_than_its_request_is_refused() {
         let mut store = Store::new();
         let write = SlaveOp::Write { key: key("k"), version: Version::new(5, 1), value: val("x") };
-        assert!(matches!(store.apply(Epoch(1), write), Err(WireError::BadRequest { .. })));
+        assert!(matches!(run(&mut store, Epoch(1), write), Err(WireError::BadRequest { .. })));
     }
 }

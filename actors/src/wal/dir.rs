@@ -39,30 +39,6 @@ impl DataDir {
         Ok(DataDir { path: path.to_path_buf(), _lock: lock })
     }
 
-    /// The node's epoch parity, recorded on first use (`default` then).
-    pub fn parity(&self, default: u64) -> Result<u64, Error> {
-        let path = self.path.join("PARITY");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => match text.trim() {
-                "0" => Ok(0),
-                "1" => Ok(1),
-                other => Err(Error::Corrupt {
-                    file: path.display().to_string(),
-                    offset: 0,
-                    detail: format!("parity {other:?}"),
-                }),
-            },
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::write(&path, format!("{default}\n"))
-                    .and_then(|()| File::open(&path)?.sync_all())
-                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-                self.sync()?;
-                Ok(default)
-            }
-            Err(err) => Err(Error::io(format!("cannot read {}", path.display()), err)),
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

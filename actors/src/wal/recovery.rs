@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use net::{Entry, Epoch, Key, LogRecord, Lsn, Version};
+use net::{Entry, Epoch, Key, LogRecord, Lsn, NodeId, Version};
 
 use super::dir::DataDir;
 use super::format::{self, TornTail};
 use super::snapshot;
 use crate::error::Error;
+use crate::role::membership::Membership;
+use crate::role::LogFacts;
 
 /// The state found in a data directory.
 #[derive(Debug, Default)]
@@ -21,6 +23,10 @@ pub struct Recovered {
     pub entries: HashMap<Key, Entry>,
     /// The highest epoch recorded.
     pub epoch: Epoch,
+    /// The newest `Epoch` record: its epoch and the node it was granted to.
+    pub newest_grant: Option<(Epoch, Option<NodeId>)>,
+    /// The recorded slave membership.
+    pub members: Membership,
     /// The highest version of any entry.
     pub max_version: Version,
     /// The LSN the next record gets.
@@ -32,6 +38,28 @@ pub struct Recovered {
 }
 
 impl Recovered {
+    /// What the role core needs to know of this log.
+    pub fn facts(&self) -> LogFacts {
+        LogFacts {
+            highest_epoch: self.epoch.max(self.max_version.epoch),
+            newest_grant: self.newest_grant.clone(),
+            last_lsn: Lsn(self.next_lsn.0.saturating_sub(1)),
+            members: self.members.clone(),
+        }
+    }
+
+    /// Applies a record that is not a write.
+    pub fn apply_record(&mut self, record: LogRecord) {
+        match record {
+            LogRecord::Write { version, key, value, .. } => self.apply(key, Entry { version, value }),
+            LogRecord::Epoch { epoch, master, .. } => {
+                self.epoch = self.epoch.max(epoch);
+                self.newest_grant = Some((epoch, master));
+            }
+            LogRecord::Member { node, incarnation, active, .. } => self.members.apply(node, incarnation, active),
+        }
+    }
+
     fn apply(&mut self, key: Key, entry: Entry) {
         self.max_version = self.max_version.max(entry.version);
         match self.entries.get_mut(&key) {
@@ -50,6 +78,8 @@ pub fn recover(dir: &DataDir) -> Result<Recovered, Error> {
         let snap = snapshot::read(&path)?;
         tracing::info!(file = %path.display(), lsn = snap.lsn.0, keys = snap.entries.len(), "loaded snapshot");
         state.epoch = snap.epoch;
+        state.newest_grant = Some((snap.epoch, snap.master));
+        state.members = Membership::from_records(snap.members);
         state.next_lsn = Lsn(snap.lsn.0 + 1);
         for (key, entry) in snap.entries {
             state.apply(key, entry);
@@ -74,10 +104,7 @@ pub fn recover(dir: &DataDir) -> Result<Recovered, Error> {
                 });
             }
             state.next_lsn = Lsn(lsn.0 + 1);
-            match record {
-                LogRecord::Write { version, key, value, .. } => state.apply(key, Entry { version, value }),
-                LogRecord::Epoch { epoch, .. } => state.epoch = state.epoch.max(epoch),
-            }
+            state.apply_record(record);
             Ok(())
         })?;
         let valid = tail.map_or(data.len() as u64, |t| t.offset);

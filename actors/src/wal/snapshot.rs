@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use net::{Entry, Epoch, Key, Lsn, Value, Version};
+use net::{Entry, Epoch, Key, Lsn, MemberRecord, NodeId, Value, Version};
 
 use super::dir::DataDir;
 use super::format;
@@ -17,9 +17,25 @@ use crate::error::Error;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum SnapshotRecord {
-    Header { lsn: Lsn, epoch: Epoch, keys: u64 },
-    Entry { key: Key, version: Version, value: Option<Value> },
-    End { keys: u64 },
+    Header {
+        lsn: Lsn,
+        epoch: Epoch,
+        keys: u64,
+        /// The node granted `epoch` (absent in snapshots written before epochs were granted).
+        #[serde(default)]
+        master: Option<NodeId>,
+        /// The recorded slave membership.
+        #[serde(default)]
+        members: Vec<MemberRecord>,
+    },
+    Entry {
+        key: Key,
+        version: Version,
+        value: Option<Value>,
+    },
+    End {
+        keys: u64,
+    },
 }
 
 /// What a snapshot holds.
@@ -27,7 +43,11 @@ enum SnapshotRecord {
 pub struct Snapshot {
     /// The last log record whose effect it includes.
     pub lsn: Lsn,
+    /// The newest epoch granted, and to whom.
     pub epoch: Epoch,
+    pub master: Option<NodeId>,
+    /// The recorded slave membership at `lsn`.
+    pub members: Vec<MemberRecord>,
     pub entries: Vec<(Key, Entry)>,
 }
 
@@ -40,7 +60,14 @@ pub fn write(dir: &DataDir, snapshot: &Snapshot) -> Result<std::path::PathBuf, E
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut buf = Vec::with_capacity(64 * 1024);
     let keys = snapshot.entries.len() as u64;
-    format::encode(&SnapshotRecord::Header { lsn: snapshot.lsn, epoch: snapshot.epoch, keys }, &mut buf)?;
+    let header = SnapshotRecord::Header {
+        lsn: snapshot.lsn,
+        epoch: snapshot.epoch,
+        keys,
+        master: snapshot.master.clone(),
+        members: snapshot.members.clone(),
+    };
+    format::encode(&header, &mut buf)?;
     for (key, entry) in &snapshot.entries {
         let record = SnapshotRecord::Entry { key: key.clone(), version: entry.version, value: entry.value.clone() };
         format::encode(&record, &mut buf)?;
@@ -73,9 +100,11 @@ pub fn read(path: &Path) -> Result<Snapshot, Error> {
             return Err(corrupt(offset, "records after the end marker"));
         }
         match record {
-            SnapshotRecord::Header { lsn, epoch, keys } if header.is_none() => {
+            SnapshotRecord::Header { lsn, epoch, keys, master, members } if header.is_none() => {
                 snapshot.lsn = lsn;
                 snapshot.epoch = epoch;
+                snapshot.master = master;
+                snapshot.members = members;
                 snapshot.entries.reserve(keys.min(1 << 24) as usize);
                 header = Some(keys);
             }

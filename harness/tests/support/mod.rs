@@ -186,6 +186,8 @@ async fn answer(behaviour: &Behaviour, store: &Store, op: ClientOp, seq: u64) ->
             slaves: Vec::new(),
             last_lsn: net::Lsn(0),
             standby: None,
+            members: Vec::new(),
+            waiting: None,
         })),
         (Behaviour::Delay(delay), op) => {
             tokio::time::sleep(*delay).await;

@@ -1,6 +1,7 @@
 //! Scripted tests of the coordinator's decisions: each feeds events and checks every effect.
 
 use super::*;
+use crate::role::membership::Membership;
 
 type Core = Coordinator<u32>;
 
@@ -16,11 +17,19 @@ fn value(text: &str) -> Value {
     Value::new(text.to_string()).unwrap()
 }
 
+/// A new slave joins (incarnation 1) and its joining is recorded (no standby to wait for).
+fn join(core: &mut Core, name: &str) {
+    let effects = core.slave_joined(node(name), Incarnation(1), Version::ZERO);
+    assert!(matches!(effects.as_slice(), [Effect::RecordMember { active: false, .. }]), "{effects:?}");
+    let effects = core.member_recorded(&node(name), Lsn(1));
+    assert!(matches!(effects.as_slice(), [Effect::RecordMember { active: true, .. }]), "{effects:?}");
+}
+
 /// A coordinator with slaves a, b, c (incarnation 1) and R = 3.
 fn cluster() -> Core {
     let mut core = Core::new(Epoch(1), 3, 42);
     for name in ["a", "b", "c"] {
-        core.slave_joined(node(name), Incarnation(1), Version::ZERO);
+        join(&mut core, name);
     }
     core
 }
@@ -78,7 +87,7 @@ fn versions_grow_with_every_write() {
 #[test]
 fn placement_is_capped_by_live_slaves() {
     let mut core = Core::new(Epoch(1), 3, 1);
-    core.slave_joined(node("only"), Incarnation(1), Version::ZERO);
+    join(&mut core, "only");
     core.submit(key("k"), Op::Get, 0);
     let plan = read_plan(core.discovered(key("k"), Vec::new(), true));
     assert_eq!(plan.targets.len(), 1);
@@ -112,7 +121,7 @@ fn incomplete_discovery_fails_the_waiting_commands() {
 fn discovery_prefers_holders_and_copies_their_version_without_minting() {
     let mut core = Core::new(Epoch(1), 3, 5);
     for name in ["a", "b", "c", "d", "e"] {
-        core.slave_joined(node(name), Incarnation(1), Version::ZERO);
+        join(&mut core, name);
     }
     core.submit(key("k"), Op::Get, 1);
     let newest = Entry { version: Version::new(1, 40), value: Some(value("new")) };
@@ -238,7 +247,7 @@ fn targets_of(effect: &Effect<u32>) -> Vec<(String, bool)> {
 fn a_dead_member_is_replaced_by_a_spare_that_counts_only_after_its_refill() {
     let mut core = Core::new(Epoch(1), 3, 9);
     for name in ["a", "b", "c", "d"] {
-        core.slave_joined(node(name), Incarnation(1), Version::ZERO);
+        join(&mut core, name);
     }
     assert!(core.maintenance(8).is_empty());
     mapped(&mut core, "k");
@@ -267,7 +276,7 @@ fn recovered_keys_are_placed_in_the_background_from_the_log() {
     core.recover([(key("k"), logged.clone())]);
     assert_eq!(core.last_version(), Version::new(2, 0), "a new epoch starts above the log");
     for name in ["a", "b", "c"] {
-        core.slave_joined(node(name), Incarnation(1), Version::ZERO);
+        join(&mut core, name);
     }
     let effects = core.maintenance(8);
     assert!(matches!(effects.as_slice(), [Effect::Discover { .. }]), "{effects:?}");
@@ -311,4 +320,60 @@ fn background_work_stays_within_its_budget() {
     let Effect::Refill { plan } = &first[0] else { panic!() };
     core.refilled(&plan.key, &node("a"), Incarnation(2), true);
     assert_eq!(core.maintenance(2).len(), 1);
+}
+
+#[test]
+fn a_joining_takes_effect_only_once_the_standby_holds_its_record() {
+    let mut core = Core::new(Epoch(1), 3, 3).with_membership(Membership::default(), true);
+    let effects = core.slave_joined(node("a"), Incarnation(1), Version::ZERO);
+    assert!(matches!(effects.as_slice(), [Effect::RecordMember { active: false, .. }]));
+    assert!(core.member_recorded(&node("a"), Lsn(7)).is_empty(), "the standby has not seen it");
+    assert!(unavailable(&core.submit(key("k"), Op::Put(value("v")), 1)), "no replica set may use a yet");
+    assert!(core.standby_acked(Lsn(6)).is_empty());
+    let effects = core.standby_acked(Lsn(7));
+    assert_eq!(effects.len(), 1);
+    assert!(matches!(&effects[0], Effect::RecordMember { node: n, active: true, .. } if n == &node("a")));
+    assert!(matches!(core.submit(key("k"), Op::Put(value("v")), 2).as_slice(), [Effect::Discover { .. }]));
+}
+
+#[test]
+fn a_restarted_slave_is_recorded_in_its_new_incarnation() {
+    let mut core = cluster();
+    assert!(core.slave_joined(node("a"), Incarnation(1), Version::ZERO).is_empty(), "a reconnection is not news");
+    let effects = core.slave_joined(node("a"), Incarnation(5), Version::ZERO);
+    assert!(matches!(effects.as_slice(), [Effect::RecordMember { incarnation: Incarnation(5), active: true, .. }]));
+    assert!(core.membership().intact(&node("a"), Incarnation(5)));
+}
+
+#[test]
+fn replica_sets_never_shrink_with_the_live_slaves() {
+    let mut core = cluster();
+    core.slave_left(&node("b"));
+    core.slave_left(&node("c"));
+    // One live slave of three: a new key still gets three members and needs two of them.
+    core.submit(key("k"), Op::Put(value("v")), 1);
+    let effects = core.discovered(key("k"), Vec::new(), true);
+    assert!(unavailable(&effects), "one live slave cannot make a quorum of a set of three: {effects:?}");
+    core.slave_joined(node("b"), Incarnation(1), Version::ZERO);
+    let plan = write_plan(core.submit(key("k"), Op::Put(value("v")), 2));
+    assert_eq!((plan.targets.len(), plan.needed), (2, 2), "c is in the set although away");
+    assert_eq!(core.map_status().under_replicated, 1);
+}
+
+#[test]
+fn a_read_raises_the_masters_copy_to_its_winner() {
+    let mut core = cluster();
+    mapped(&mut core, "k");
+    let written = write_plan(core.submit(key("k"), Op::Put(value("old")), 1)).entry;
+    let plan = read_plan(core.submit(key("k"), Op::Get, 2));
+    assert_eq!(plan.known, Some(written.version));
+    let newer = Entry { version: Version::new(1, 50), value: Some(value("surfaced")) };
+    let effects = core.read_won(&key("k"), newer.clone());
+    assert!(matches!(effects.as_slice(), [Effect::Log { entry, .. }] if entry == &newer), "{effects:?}");
+    assert!(core.read_won(&key("k"), written).is_empty(), "never lowered");
+    // A refill now copies the raised entry.
+    core.slave_joined(node("a"), Incarnation(2), Version::ZERO);
+    let effects = core.maintenance(8);
+    let [Effect::Refill { plan }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(plan.entry, newer);
 }

@@ -37,7 +37,7 @@ fn replay_rebuilds_the_newest_entry_of_every_key() {
     let path = temp_dir("replay");
     let dir = DataDir::open(&path).unwrap();
     let records = [
-        LogRecord::Epoch { lsn: Lsn(1), epoch: Epoch(1) },
+        LogRecord::Epoch { lsn: Lsn(1), epoch: Epoch(1), master: None },
         write(2, 1, "a", Some("1")),
         write(3, 2, "b", Some("2")),
         write(4, 3, "a", None),
@@ -66,7 +66,7 @@ fn snapshot_plus_replay_equals_the_state_before() {
         }
     }
     entries.extend(upto_two.entries);
-    snapshot::write(&dir, &snapshot::Snapshot { lsn: Lsn(2), epoch: Epoch(1), entries }).unwrap();
+    snapshot::write(&dir, &snapshot::Snapshot { lsn: Lsn(2), epoch: Epoch(1), entries, ..Default::default() }).unwrap();
     std::fs::remove_file(dir.segment_path(Lsn(1))).unwrap();
     std::fs::write(dir.segment_path(Lsn(3)), segment(&all[2..])).unwrap();
 
