@@ -10,8 +10,12 @@
 //!   epoch they accepted, and a master admits slaves that have served a newer one.
 //! - `mutation-live-membership`: a candidate counts promises and reads over the slaves it has
 //!   met, not over the recorded membership (finding 1 of the takeover review).
-//! - `mutation-grant-with-one-promise`: one promise grants an epoch (finding 2: a master
-//!   restarted in a partition serves with the one slave it reaches).
+//! - `mutation-live-replica-sets`: replica sets are sized by the live slaves, and a quorum is a
+//!   majority of the set as placed (with the one above, finding 1; with the one below,
+//!   finding 2).
+//! - `mutation-serve-with-one-slave`: one promise grants an epoch and one read completes the
+//!   takeover (finding 2: a master restarted in a partition serves with the slave it reaches,
+//!   as a deadline used to let it).
 //! - `mutation-count-forgetful-reads`: a slave that restarted empty counts as a read
 //!   (finding 3).
 //! - `mutation-no-read-raise`: a read's winner is not raised into the master's copy (finding 4).

@@ -308,14 +308,17 @@ impl CoordinatorActor {
         self.core.serve(epoch);
         self.waiting = None;
         tracing::info!(%epoch, slaves = takeover.read.len(), keys = takeover.found.len(), "serving");
+        let joined: Vec<(NodeId, Incarnation, Version)> =
+            self.slaves.iter().map(|(node, h)| (node.clone(), h.incarnation, h.max_version)).collect();
+        for (node, incarnation, max_version) in &joined {
+            self.core.slave_connected(node.clone(), *incarnation, *max_version);
+        }
         for (key, found) in takeover.found {
             let effects = self.core.adopt(key, found);
             self.run(effects, ctx);
         }
-        let joined: Vec<(NodeId, Incarnation, Version)> =
-            self.slaves.iter().map(|(node, h)| (node.clone(), h.incarnation, h.max_version)).collect();
-        for (node, incarnation, max_version) in joined {
-            let effects = self.core.slave_joined(node, incarnation, max_version);
+        for (node, incarnation, _) in joined {
+            let effects = self.core.record_incarnation(node, incarnation);
             self.run(effects, ctx);
         }
         self.tell_watchers();

@@ -276,10 +276,22 @@ impl<T> Coordinator<T> {
     /// amnesiac until refilled, and is recorded (a takeover then reads it as holding, with the
     /// log, everything it acknowledged). A slave the membership lacks is recorded as joining.
     pub fn slave_joined(&mut self, node: NodeId, incarnation: Incarnation, max_version: Version) -> Vec<Effect<T>> {
+        self.slave_connected(node.clone(), incarnation, max_version);
+        self.record_incarnation(node, incarnation)
+    }
+
+    /// A slave is live, running `incarnation`; nothing is recorded yet (see
+    /// [`Coordinator::record_incarnation`]).
+    pub fn slave_connected(&mut self, node: NodeId, incarnation: Incarnation, max_version: Version) {
         debug_assert_ne!(incarnation, UNFILLED, "slaves draw non-zero incarnations");
         self.observe(max_version);
-        self.live.insert(node.clone(), incarnation);
+        self.live.insert(node, incarnation);
         self.dirty = true;
+    }
+
+    /// Records a live slave's incarnation if the membership names another, and its joining if
+    /// the membership lacks it.
+    pub fn record_incarnation(&mut self, node: NodeId, incarnation: Incarnation) -> Vec<Effect<T>> {
         match self.membership.get(&node) {
             Some(state) if state.incarnation == incarnation => Vec::new(),
             Some(state) => {
@@ -342,12 +354,18 @@ impl<T> Coordinator<T> {
 
     /// The replica-set size in force: R, capped by the active members.
     fn set_size(&self) -> usize {
+        if crate::mutation::enabled("mutation-live-replica-sets") {
+            return self.replicas.min(self.live_targets().len());
+        }
         self.membership.replica_set_size(self.replicas)
     }
 
-    /// The quorum of every read and write: a majority of the replica-set size in force,
-    /// whatever size a set has now.
-    fn quorum(&self) -> usize {
+    /// The quorum of every read and write on a set of `size`: a majority of the replica-set
+    /// size in force, whatever size the set has now.
+    fn quorum(&self, size: usize) -> usize {
+        if crate::mutation::enabled("mutation-live-replica-sets") {
+            return size / 2 + 1;
+        }
         self.membership.quorum(self.replicas)
     }
 
@@ -419,7 +437,7 @@ impl<T> Coordinator<T> {
             effects.extend(fail_all(waiting, "no live slaves"));
             return effects;
         }
-        let needed = self.quorum();
+        let needed = self.quorum(members.len());
         let (have, lack): (Vec<&Replica>, Vec<&Replica>) = members.iter().partition(|m| {
             found.iter().any(|f| {
                 f.node == m.node
@@ -637,7 +655,7 @@ impl<T> Coordinator<T> {
     fn plan(&mut self, key: Key, op: Op, token: T) -> Effect<T> {
         let members = &self.keys[&key].replicas;
         let size = members.len();
-        let needed = self.quorum();
+        let needed = self.quorum(size);
         let targets: Vec<Target> = members
             .iter()
             .filter_map(|m| {

@@ -625,13 +625,16 @@ impl Campaign {
     }
 
     fn granted(&self, replicas: usize) -> bool {
-        if crate::mutation::enabled("mutation-grant-with-one-promise") && !self.promised.is_empty() {
+        if crate::mutation::enabled("mutation-serve-with-one-slave") && !self.promised.is_empty() {
             return true;
         }
         self.membership().granted(replicas, &self.promised.keys().cloned().collect())
     }
 
     fn read_covers(&self, replicas: usize) -> bool {
+        if crate::mutation::enabled("mutation-serve-with-one-slave") && !self.read.is_empty() {
+            return true;
+        }
         self.membership().read_covers(replicas, &self.read)
     }
 

@@ -1,8 +1,8 @@
 //! The slave's link to its master: finds a master among the configured addresses, starts a
 //! session on the connection, and after the session ends reconnects with exponential backoff
 //! and jitter. It tries the master address first and then the backup, and takes a node that
-//! answers as master (unless its epoch is older than the one this slave promised) or as a
-//! candidate (which asks for this slave's promise).
+//! answers as master or as a candidate (which asks for this slave's promise). A master older
+//! than the epoch this slave promised refuses it in the handshake, and steps down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,14 +65,12 @@ impl MasterLink {
             };
             let mut failures = Vec::new();
             for addr in &config.servers {
+                // A master older than this slave's promise refuses it (and learns it was
+                // deposed, so it steps down); a candidate asks for a promise above it.
                 match dial(addr, role.clone(), config.dial_timeout, &config.credentials).await {
-                    // A candidate is met whatever its log's epoch: it asks for promises above
-                    // the one this slave reports, and a master it is not yet may become one.
-                    Ok(dialed) if dialed.welcome.role == ServerRole::Candidate => return Ok(dialed),
-                    Ok(dialed) if dialed.welcome.epoch < info.epoch && !crate::mutation::fencing_off() => {
-                        failures.push(format!("{addr}: deposed (epoch {} < {})", dialed.welcome.epoch, info.epoch))
+                    Ok(dialed) if matches!(dialed.welcome.role, ServerRole::Master | ServerRole::Candidate) => {
+                        return Ok(dialed)
                     }
-                    Ok(dialed) if dialed.welcome.role == ServerRole::Master => return Ok(dialed),
                     Ok(dialed) => failures.push(format!("{addr}: {:?}", dialed.welcome.role)),
                     Err(DialError::Refused(WireError::NotMaster { .. })) => {
                         failures.push(format!("{addr}: not master"))

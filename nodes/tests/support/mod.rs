@@ -16,6 +16,12 @@ use nodes::security::SecretFiles;
 use serde_json::Value as Json;
 
 pub const NODES: &str = env!("CARGO_BIN_EXE_nodes");
+
+/// The `nodes` binary the cluster processes run: this build's, or another one named by
+/// `KV_TEST_NODES` (to show that a regression test fails on an older build).
+pub fn nodes_bin() -> String {
+    std::env::var("KV_TEST_NODES").unwrap_or_else(|_| NODES.to_string())
+}
 /// An address where nothing listens: used as the "backup" so no test reaches a stray server.
 pub const NOWHERE: &str = "127.0.0.1:1";
 /// How long any awaited condition may take before the test fails.
@@ -64,7 +70,7 @@ impl Proc {
     pub fn spawn_env(dir: &std::path::Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
-        let mut child = Command::new(NODES)
+        let mut child = Command::new(nodes_bin())
             .args(args)
             .env("RUST_LOG", std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "info".into()))
             .envs(env.iter().copied())
@@ -357,13 +363,25 @@ impl Cluster {
     /// Starts `role` (master or backup) on `listen` with `peer` as the other node; its data is
     /// in `dir/<role>-data`.
     pub fn spawn_pair_node(dir: &std::path::Path, role: &str, listen: &str, peer: &str, extra: &[&str]) -> Proc {
+        Cluster::spawn_pair_node_env(dir, role, listen, peer, extra, &[])
+    }
+
+    /// As `spawn_pair_node`, with extra environment variables (FAILPOINTS, for instance).
+    pub fn spawn_pair_node_env(
+        dir: &std::path::Path,
+        role: &str,
+        listen: &str,
+        peer: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
         let data = dir.join(format!("{role}-data"));
         let data = data.to_str().expect("utf-8 path").to_string();
         let peer_flag = if role == "master" { "--backup" } else { "--master" };
         let mut args = vec![role, "--listen", listen, peer_flag, peer, "--data-dir", &data, "--id", role];
         args.extend_from_slice(PAIR_FLAGS);
         args.extend_from_slice(extra);
-        let mut proc = Proc::spawn(dir, role, &args);
+        let mut proc = Proc::spawn_env(dir, role, &args, env);
         assert_eq!(proc.listening_addr(), listen);
         proc
     }
@@ -428,7 +446,7 @@ impl Cluster {
         let secured = self.secrets.client_flags();
         all.extend(secured.iter().map(String::as_str));
         all.extend_from_slice(args);
-        Command::new(NODES).args(&all).output().expect("run client")
+        Command::new(nodes_bin()).args(&all).output().expect("run client")
     }
 
     pub fn status(&self) -> Json {
@@ -523,10 +541,11 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim_end().to_string()
 }
 
-/// A TCP forwarder between two nodes whose link a test can cut and heal.
+/// A TCP forwarder between two nodes whose link a test can cut, hold and heal.
 pub struct Proxy {
     pub addr: String,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
@@ -537,8 +556,9 @@ impl Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("addr").to_string();
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (target, flag, list) = (target.to_string(), cut.clone(), conns.clone());
+        let (target, flag, hold, list) = (target.to_string(), cut.clone(), held.clone(), conns.clone());
         std::thread::spawn(move || {
             for inbound in listener.incoming() {
                 let Ok(inbound) = inbound else { continue };
@@ -549,29 +569,54 @@ impl Proxy {
                 let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
                 let mut guard = list.lock().expect("lock");
                 for pair in [(&inbound, &outbound), (&outbound, &inbound)] {
-                    let (Ok(mut from), Ok(mut to)) = (pair.0.try_clone(), pair.1.try_clone()) else { continue };
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
+                    let (Ok(from), Ok(to)) = (pair.0.try_clone(), pair.1.try_clone()) else { continue };
+                    let hold = hold.clone();
+                    std::thread::spawn(move || forward(from, to, &hold));
                 }
                 guard.extend([inbound, outbound]);
             }
         });
-        Proxy { addr, cut, conns }
+        Proxy { addr, cut, held, conns }
     }
 
-    /// Breaks every connection through the proxy and refuses new ones.
+    /// Breaks every connection through the proxy (bytes held are dropped) and refuses new ones.
     pub fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
         for conn in self.conns.lock().expect("lock").drain(..) {
             let _ = conn.shutdown(std::net::Shutdown::Both);
         }
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops forwarding without closing anything, as when packets are lost: the nodes notice
+    /// only by silence. Bytes sent meanwhile are delivered on `heal`, or dropped by `cut`.
+    pub fn hold(&self) {
+        self.held.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn heal(&self) {
         self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Copies `from` to `to` chunk by chunk, waiting while the link is held.
+fn forward(mut from: std::net::TcpStream, mut to: std::net::TcpStream, held: &std::sync::atomic::AtomicBool) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while held.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 fn bytes_of(s: &str) -> bytes::Bytes {
@@ -643,4 +688,169 @@ pub fn redis_cli() -> Option<&'static str> {
         eprintln!("redis-cli is not installed; skipping (apt-get install redis-tools)");
     }
     found.then_some("redis-cli")
+}
+
+/// Master, backup and slaves with a [`Proxy`] on every link between them, so a test can cut any
+/// link alone: the peer link both ways, and each slave's link to each of the two nodes.
+pub struct Linked {
+    pub dir: PathBuf,
+    pub master_addr: String,
+    pub backup_addr: String,
+    pub master: Proc,
+    pub backup: Proc,
+    pub slaves: BTreeMap<String, Proc>,
+    /// `to_backup` is how the master reaches the backup, `to_master` the other way.
+    pub to_backup: Proxy,
+    pub to_master: Proxy,
+    /// For each slave: its proxy to the master and its proxy to the backup.
+    pub slave_links: BTreeMap<String, (Proxy, Proxy)>,
+    master_extra: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Linked {
+    /// Starts master and backup (with `extra` flags) and `slaves` slaves, and waits until the
+    /// master reports every slave and a standby.
+    pub fn start(name: &str, slaves: usize, extra: &[&str]) -> Linked {
+        Linked::start_env(name, slaves, extra, &[])
+    }
+
+    /// As `start`, with extra environment variables for master and backup.
+    pub fn start_env(name: &str, slaves: usize, extra: &[&str], env: &[(&str, &str)]) -> Linked {
+        let dir = test_dir(name);
+        let (master_addr, backup_addr) = (free_addr(), free_addr());
+        let (to_backup, to_master) = (Proxy::start(&backup_addr), Proxy::start(&master_addr));
+        let master = Cluster::spawn_pair_node_env(&dir, "master", &master_addr, &to_backup.addr, extra, env);
+        let backup = Cluster::spawn_pair_node_env(&dir, "backup", &backup_addr, &to_master.addr, extra, env);
+        let mut linked = Linked {
+            dir,
+            master_addr,
+            backup_addr,
+            master,
+            backup,
+            slaves: BTreeMap::new(),
+            to_backup,
+            to_master,
+            slave_links: BTreeMap::new(),
+            master_extra: extra.iter().map(|a| a.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        for i in 1..=slaves {
+            let name = format!("slave-{i}");
+            let links = (Proxy::start(&linked.master_addr), Proxy::start(&linked.backup_addr));
+            linked.slave_links.insert(name.clone(), links);
+            linked.start_slave(&name);
+        }
+        let names: Vec<String> = (1..=slaves).map(|i| format!("slave-{i}")).collect();
+        linked.wait_serving(&linked.master_addr.clone(), "every slave and a standby", |s| {
+            slave_ids(s) == names.iter().map(String::as_str).collect::<Vec<_>>() && !s["standby"].is_null()
+        });
+        linked
+    }
+
+    pub fn start_slave(&mut self, name: &str) {
+        let data = self.dir.join(name);
+        let data = data.to_str().expect("utf-8 path").to_string();
+        let (to_master, to_backup) = &self.slave_links[name];
+        let mut args =
+            vec!["slave", "--master", &to_master.addr, "--backup", &to_backup.addr, "--id", name, "--data-dir", &data];
+        args.extend_from_slice(SLAVE_FLAGS);
+        let proc = Proc::spawn(&self.dir, name, &args);
+        self.slaves.insert(name.to_string(), proc);
+    }
+
+    /// SIGKILLs a slave and starts it again: it comes back empty, in a new incarnation.
+    pub fn restart_slave(&mut self, name: &str) {
+        if let Some(mut proc) = self.slaves.remove(name) {
+            proc.kill();
+        }
+        self.start_slave(name);
+    }
+
+    /// SIGKILLs the master and starts it again on its address and data, with `more` flags.
+    pub fn restart_master(&mut self, more: &[&str]) {
+        self.master.kill();
+        let mut extra: Vec<&str> = self.master_extra.iter().map(String::as_str).collect();
+        extra.extend_from_slice(more);
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (dir, addr, peer) = (&self.dir, &self.master_addr, &self.to_backup.addr);
+        self.master = Cluster::spawn_pair_node_env(dir, "master", addr, peer, &extra, &env);
+    }
+
+    /// Cuts (or, with `heal`, opens) both of a slave's links to the given nodes.
+    pub fn slave_link(&self, name: &str, to_master: bool, to_backup: bool, heal: bool) {
+        let (m, b) = &self.slave_links[name];
+        for (proxy, chosen) in [(m, to_master), (b, to_backup)] {
+            match (chosen, heal) {
+                (true, false) => proxy.cut(),
+                (true, true) => proxy.heal(),
+                (false, _) => {}
+            }
+        }
+    }
+
+    /// Cuts or heals the link between master and backup, both ways.
+    pub fn peer_link(&self, heal: bool) {
+        for proxy in [&self.to_backup, &self.to_master] {
+            if heal {
+                proxy.heal()
+            } else {
+                proxy.cut()
+            }
+        }
+    }
+
+    /// Heals every link.
+    pub fn heal_all(&self) {
+        self.peer_link(true);
+        for (m, b) in self.slave_links.values() {
+            m.heal();
+            b.heal();
+        }
+    }
+
+    /// `status --json` of the node at `addr` alone (it answers while it serves or campaigns).
+    pub fn status_of(addr: &str) -> Option<Json> {
+        let out = Command::new(nodes_bin())
+            .args(["client", "--master", addr, "--backup", NOWHERE, "status", "--json"])
+            .output()
+            .ok()?;
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
+    /// Waits until the node at `addr` serves as master and its status satisfies `done`.
+    pub fn wait_serving(&self, addr: &str, what: &str, done: impl Fn(&Json) -> bool) -> Json {
+        let start = Instant::now();
+        let mut last = None;
+        loop {
+            if let Some(status) = Linked::status_of(addr) {
+                if status["role"] == "Master" && done(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {addr}: {what}; last status: {last:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client of the node at `addr` alone.
+    pub fn only(addr: &str, request_timeout: Duration) -> ClientConfig {
+        ClientConfig {
+            servers: vec![addr.to_string()],
+            connect_timeout: Duration::from_millis(500),
+            request_timeout,
+            credentials: Credentials::default(),
+        }
+    }
+
+    /// A client of both nodes, directly.
+    pub fn both(&self) -> ClientConfig {
+        ClientConfig {
+            servers: vec![self.master_addr.clone(), self.backup_addr.clone()],
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            credentials: Credentials::default(),
+        }
+    }
 }
