@@ -290,8 +290,97 @@ mod mutations {
     }
 
     #[test]
+    fn a_standby_that_counts_its_own_stall_campaigns() {
+        let env = [("FAILPOINTS", "mutation-standby-no-stall-check=return")];
+        assert!(stalled_standby(&env).is_err(), "the scenario did not notice the mutation");
+    }
+
+    #[test]
     fn not_raising_the_masters_copy_lets_a_read_go_back() {
         let env = [("FAILPOINTS", "mutation-no-read-raise=return")];
         assert!(read_raise(&env).is_err(), "the scenario did not notice the mutation");
+    }
+}
+
+/// Finding 5, the standby's half: a standby paused longer than the failover delay reads what
+/// waits in its socket before it counts its master's silence, and does not campaign.
+#[test]
+fn a_standby_woken_from_a_pause_does_not_take_its_stall_for_its_masters_silence() {
+    stalled_standby(&[]).unwrap();
+}
+
+fn stalled_standby(env: &[(&str, &str)]) -> Result<(), String> {
+    let linked = Linked::start_env("stalled-standby", 3, &[], env);
+    put(linked.both(), "k", "v0").expect("a first write");
+    let epoch = Linked::status_of(&linked.master_addr).expect("the master's status")["epoch"].clone();
+    linked.backup.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2500));
+    linked.backup.signal(libc::SIGCONT);
+    put(linked.both(), "k", "v1").expect("a write after the pause");
+    let status = linked.wait_serving(&linked.master_addr.clone(), "the standby caught up", |s| {
+        s["standby"]["lag"] == 0 && s["standby"]["acked_lsn"] == s["last_lsn"]
+    });
+    check(status["epoch"] == epoch, || format!("a takeover: {status}"))?;
+    check(!linked.backup.log_text().contains("campaigning"), || "the standby campaigned after its own stall".into())
+}
+
+/// Finding 5, the master's half: a master whose log fails for good (a full disk) stops taking
+/// its slaves' and its standby's heartbeats, so the backup takes over; it used to keep
+/// heartbeating, and every write was refused until someone restarted it.
+#[cfg(feature = "failpoints")]
+mod log_failure {
+    use super::*;
+
+    #[test]
+    fn a_master_whose_log_fails_for_good_hands_over_to_its_backup() {
+        log_fails(&[]).unwrap();
+    }
+
+    #[test]
+    fn a_failed_master_that_keeps_serving_leaves_the_store_unavailable() {
+        let mutation = [("FAILPOINTS", "mutation-log-failure-keeps-serving=return")];
+        assert!(log_fails(&mutation).is_err(), "the scenario did not notice the mutation");
+    }
+
+    /// Writes keys until the log fails, then until some node accepts writes again (at most
+    /// 15 s); every acknowledged write must read back.
+    fn log_fails(mutation: &[(&str, &str)]) -> Result<(), String> {
+        let failing =
+            format!("wal-io-error=40*off->return{}", mutation.iter().map(|(_, m)| format!(";{m}")).collect::<String>());
+        let env = [("FAILPOINTS", failing.as_str())];
+        let linked = Linked::start_envs("log-fails", 3, &["--request-timeout-ms", "1000"], &env, &[]);
+        let epoch = Linked::status_of(&linked.master_addr).expect("the master's status")["epoch"].as_u64();
+        let config = ClientConfig { request_timeout: Duration::from_secs(2), ..linked.both() };
+        let (acked, recovered) = actix_rt::System::new().block_on(async move {
+            let client = Client::start(config);
+            let (mut acked, mut failed_at) = (Vec::new(), None);
+            for i in 0..10_000 {
+                let key = format!("k{i}");
+                match client.put(b(&key), b("v")).await {
+                    Ok(_) if failed_at.is_some() => return (acked, true),
+                    Ok(_) => acked.push(key),
+                    Err(_) => {
+                        let since = *failed_at.get_or_insert_with(Instant::now);
+                        if since.elapsed() > Duration::from_secs(15) {
+                            return (acked, false);
+                        }
+                        actix_rt::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            (acked, false)
+        });
+        check(recovered, || "no node accepted writes within 15 s of the master's log failing".into())?;
+        let serving = Linked::status_of(&linked.backup_addr).expect("the backup serves");
+        check(serving["epoch"].as_u64() > epoch, || format!("no takeover: {serving}"))?;
+        let config = linked.both();
+        actix_rt::System::new().block_on(async move {
+            let client = Client::start(config);
+            for key in &acked {
+                let got = client.get(b(key)).await.map_err(|e| format!("{key}: {e}"))?;
+                check(got == Some(b("v")), || format!("{key} = {got:?}"))?;
+            }
+            Ok(())
+        })
     }
 }

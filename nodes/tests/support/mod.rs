@@ -717,11 +717,22 @@ impl Linked {
 
     /// As `start`, with extra environment variables for master and backup.
     pub fn start_env(name: &str, slaves: usize, extra: &[&str], env: &[(&str, &str)]) -> Linked {
+        Linked::start_envs(name, slaves, extra, env, env)
+    }
+
+    /// As `start`, with extra environment variables for the master and for the backup.
+    pub fn start_envs(
+        name: &str,
+        slaves: usize,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        backup_env: &[(&str, &str)],
+    ) -> Linked {
         let dir = test_dir(name);
         let (master_addr, backup_addr) = (free_addr(), free_addr());
         let (to_backup, to_master) = (Proxy::start(&backup_addr), Proxy::start(&master_addr));
         let master = Cluster::spawn_pair_node_env(&dir, "master", &master_addr, &to_backup.addr, extra, env);
-        let backup = Cluster::spawn_pair_node_env(&dir, "backup", &backup_addr, &to_master.addr, extra, env);
+        let backup = Cluster::spawn_pair_node_env(&dir, "backup", &backup_addr, &to_master.addr, extra, backup_env);
         let mut linked = Linked {
             dir,
             master_addr,
