@@ -33,14 +33,21 @@
 //! - Clients redirected by a standby reach the master through the peer proxy (see
 //!   `topology.rs`), so a partition of the client links alone does not hide a master from them.
 
+pub mod compose;
+pub mod conduct;
 pub mod config;
+pub mod fabric;
 pub mod fault;
 pub mod inject;
+pub mod ledger;
 pub mod load;
 pub mod monitor;
+pub mod netns;
+pub mod partition;
 pub mod proxy;
 pub mod report;
 pub mod run;
+pub mod script;
 pub mod topology;
 pub mod verdict;
 
