@@ -12,7 +12,9 @@
 //! At the end of `--duration` (or on Ctrl-C), the remaining steps of every active fault are
 //! played at once, oldest fault first: each restart, resume and heal happens, so nothing is
 //! left that the final heal could not undo. Steps take time (a restart waits for the node to
-//! listen), so a step may come a little after its planned time.
+//! listen), so a step may come a little after its planned time; every step's time counts from
+//! its fault's planned start, so lateness does not add up, and no more faults are active at
+//! once than the plan has.
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
@@ -139,6 +141,10 @@ async fn start(
     problems: &mut Vec<String>,
 ) -> Result<(), HarnessError> {
     stage.revive(problems, false).await?;
+    // Steps count from the planned start, not from now: a start that comes late (behind a
+    // slow restart) must not push the fault's heal past the start of a later fault, or more
+    // than the bound would be active at once.
+    let begun = stage.start + planned.start;
     let Planned { id, mut fault, .. } = planned;
     let slaves = stage.topology.slaves.len();
     let at_s = stage.start.elapsed().as_secs_f64();
@@ -174,8 +180,8 @@ async fn start(
         problems: Vec::new(),
         overlaps: Vec::new(),
     };
-    active.insert(id, Active { begun: Instant::now(), steps: script.steps.into(), record });
-    // Its first step is due now: play the steps at offset zero before anything else.
+    active.insert(id, Active { begun, steps: script.steps.into(), record });
+    // Its first steps are due now: play those at offset zero before anything else.
     while active.get(&id).and_then(|a| a.steps.front()).is_some_and(|s| s.after == Duration::ZERO) {
         play_next(stage, id, active, done, problems).await?;
     }
