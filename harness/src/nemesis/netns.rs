@@ -315,7 +315,7 @@ fn clients_thread() -> Result<actix_rt::Arbiter, HarnessError> {
 }
 
 fn ip(args: &[&str]) -> Result<(), HarnessError> {
-    run("ip", args)
+    run("ip", args).map_err(HarnessError::Network)
 }
 
 /// Loads an nftables script in namespace `name`.
@@ -338,17 +338,18 @@ fn nft(name: &str, script: &str) -> Result<(), HarnessError> {
     }
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), HarnessError> {
+/// Runs `program ARGS...`; what went wrong, if anything.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).output();
-    let out = out.map_err(|e| HarnessError::Network(format!("{program} {}: {e}", args.join(" "))))?;
+    let out = out.map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
     match out.status.success() {
         true => Ok(()),
-        false => Err(HarnessError::Network(format!(
+        false => Err(format!(
             "{program} {} failed ({}): {}",
             args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
-        ))),
+        )),
     }
 }
 
