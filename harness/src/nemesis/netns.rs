@@ -16,11 +16,14 @@
 //! into `nemesis-clients` (cut like any node): a network namespace belongs to a thread, and
 //! actix runs a client's connection on the thread that started it.
 //!
-//! A cut of the link A -> B is an nftables rule in A's namespace, on output to B's address:
-//! `drop` for a black hole (A's packets vanish, as on a failed switch port: TCP retransmits and
-//! the peers notice by their timeouts), `reject with tcp reset` for a reset (A's connections to
-//! B are reset and new ones refused). A one-way cut drops one direction only, so B's packets
-//! still reach A, though A's acknowledgements do not reach B. With `--netem "delay 20ms 10ms
+//! A cut of the link A -> B is an nftables rule. A black hole drops A's packets on their way
+//! into B (B's input chain, by source address): A's kernel sent them, as through a failed
+//! switch, so A's TCP retransmits and both sides notice only by their timeouts. A reset is a
+//! `reject with tcp reset` on A's way out (A's output chain, by destination): A's connections
+//! to B are reset at once and new ones refused, and with both directions cut B's are too. (A
+//! reset made on B's way in would send its RST back over a link that is cut too.) A one-way
+//! cut drops one direction only, so B's packets still reach A, though A's acknowledgements do
+//! not reach B. With `--netem "delay 20ms 10ms
 //! reorder 25% 50%"` every namespace's interface also gets that `tc netem` qdisc for the whole
 //! run, so packets are delayed and reordered (the kernel needs `sch_netem`).
 //!
@@ -101,29 +104,39 @@ pub fn address(endpoint: Endpoint) -> String {
     }
 }
 
-/// The nftables script that makes `from`'s output chain hold exactly `cuts` (destination,
-/// state): flushed, then one rule per cut destination.
-pub fn rules(cuts: &[(Endpoint, LinkState)]) -> String {
-    let mut script = String::from("flush chain inet nemesis out\n");
-    for &(to, state) in cuts {
-        let daddr = address(to);
+/// The nftables script that gives `of`'s namespace exactly the rules of the links in `cut`
+/// that concern it: both chains flushed, then a reset rule on output for each link from it
+/// that is reset, and a drop rule on input for each link into it that is a black hole.
+pub fn rules(of: Endpoint, cut: &BTreeMap<Link, LinkState>) -> String {
+    let mut script = String::from("flush chain inet nemesis out\nflush chain inet nemesis in\n");
+    for (link, state) in cut {
         match state {
-            LinkState::Open => {}
-            LinkState::Blackhole => script.push_str(&format!("add rule inet nemesis out ip daddr {daddr} drop\n")),
-            LinkState::Reset => {
+            LinkState::Reset if link.from == of => {
+                let daddr = address(link.to);
                 script.push_str(&format!(
                     "add rule inet nemesis out ip daddr {daddr} meta l4proto tcp reject with tcp reset\n"
                 ));
                 script.push_str(&format!("add rule inet nemesis out ip daddr {daddr} drop\n"));
             }
+            LinkState::Blackhole if link.to == of => {
+                script.push_str(&format!("add rule inet nemesis in ip saddr {} drop\n", address(link.from)));
+            }
+            LinkState::Open | LinkState::Reset | LinkState::Blackhole => {}
         }
     }
     script
 }
 
-/// The table every endpoint's namespace starts with: an output chain, empty.
-const TABLE: &str =
-    "table inet nemesis {\n  chain out {\n    type filter hook output priority 0; policy accept;\n  }\n}\n";
+/// The table every endpoint's namespace starts with: an output and an input chain, empty.
+const TABLE: &str = "table inet nemesis {
+  chain out {
+    type filter hook output priority 0; policy accept;
+  }
+  chain in {
+    type filter hook input priority 0; policy accept;
+  }
+}
+";
 
 impl Namespaces {
     /// Makes the namespaces of a cluster of `slaves` slaves, moves the main thread into the
@@ -168,21 +181,19 @@ impl Namespaces {
         ["ip", "netns", "exec"].iter().map(OsString::from).chain([namespace(endpoint).into()]).collect()
     }
 
-    /// Puts each link in its state: rewrites the output chain of every namespace whose links
-    /// changed.
+    /// Puts each link in its state: rewrites the rules of every namespace at either end of a
+    /// link that changed.
     pub fn apply(&mut self, changes: &[(Link, LinkState)]) -> Result<(), HarnessError> {
         let mut touched = BTreeSet::new();
         for &(link, state) in changes {
-            touched.insert(link.from);
+            touched.extend([link.from, link.to]);
             match state {
                 LinkState::Open => self.cut.remove(&link),
                 LinkState::Reset | LinkState::Blackhole => self.cut.insert(link, state),
             };
         }
-        for from in touched {
-            let cuts: Vec<(Endpoint, LinkState)> =
-                self.cut.iter().filter(|(l, _)| l.from == from).map(|(l, &s)| (l.to, s)).collect();
-            nft(&namespace(from), &rules(&cuts))?;
+        for endpoint in touched {
+            nft(&namespace(endpoint), &rules(endpoint, &self.cut))?;
         }
         Ok(())
     }
@@ -369,15 +380,22 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_is_a_rule_on_output_to_the_other_side() {
-        let script = rules(&[(Endpoint::Node(1), LinkState::Blackhole), (Endpoint::Clients, LinkState::Reset)]);
+    fn a_black_hole_drops_on_the_way_in_and_a_reset_rejects_on_the_way_out() {
+        let (m, b, c) = (Endpoint::Node(0), Endpoint::Node(1), Endpoint::Clients);
+        let cut: BTreeMap<Link, LinkState> =
+            [(Link::new(m, b), LinkState::Blackhole), (Link::new(m, c), LinkState::Reset)].into();
         assert_eq!(
-            script,
-            "flush chain inet nemesis out\n\
-             add rule inet nemesis out ip daddr 10.77.0.11 drop\n\
+            rules(m, &cut),
+            "flush chain inet nemesis out\nflush chain inet nemesis in\n\
              add rule inet nemesis out ip daddr 10.77.0.2 meta l4proto tcp reject with tcp reset\n\
              add rule inet nemesis out ip daddr 10.77.0.2 drop\n"
         );
-        assert_eq!(rules(&[]), "flush chain inet nemesis out\n", "healed: an empty chain");
+        assert_eq!(
+            rules(b, &cut),
+            "flush chain inet nemesis out\nflush chain inet nemesis in\n\
+             add rule inet nemesis in ip saddr 10.77.0.10 drop\n"
+        );
+        assert_eq!(rules(c, &cut), "flush chain inet nemesis out\nflush chain inet nemesis in\n", "nothing at c");
+        assert_eq!(rules(m, &BTreeMap::new()), "flush chain inet nemesis out\nflush chain inet nemesis in\n");
     }
 }
