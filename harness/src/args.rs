@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::nemesis::compose::MAX_ACTIVE;
+use crate::nemesis::fabric::NetMode;
 use crate::nemesis::fault::FaultKind;
 
 #[derive(Debug, Parser)]
@@ -187,4 +189,21 @@ pub struct NemesisArgs {
     /// proxies carry the TLS bytes as they are), made in the run folder's `secrets/`.
     #[arg(long)]
     pub secure: bool,
+    /// Let faults overlap: each fault starts on its own schedule, while earlier ones may still
+    /// be active (at most --max-active at once); without it, one fault at a time.
+    #[arg(long)]
+    pub compose: bool,
+    /// With --compose: the most faults active at once.
+    #[arg(long, default_value_t = MAX_ACTIVE as u32, requires = "compose",
+          value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub max_active: u32,
+    /// How the processes are wired and cut: `proxies` (loopback and a TCP proxy on every link)
+    /// or `namespaces` (a network namespace for every process on one bridge, partitions by
+    /// nftables rules; root only).
+    #[arg(long, value_enum, default_value = "proxies")]
+    pub net: NetMode,
+    /// With --net namespaces: `tc netem` arguments for every interface for the whole run, to
+    /// delay and reorder packets, e.g. "delay 20ms 10ms reorder 25% 50%".
+    #[arg(long)]
+    pub netem: Option<String>,
 }

@@ -31,6 +31,10 @@ pub enum HarnessError {
     #[error("cannot check the history: {0}")]
     Check(analysis::Error),
 
+    // The nemesis's network namespaces (`--net namespaces`): making them, or a rule.
+    #[error("network namespaces: {0}")]
+    Network(String),
+
     /// Ctrl-C or SIGTERM before the cluster was ready.
     #[error("interrupted")]
     Interrupted,

@@ -33,7 +33,9 @@ pub struct Node {
     pub name: String,
     pub log: PathBuf,
     child: Child,
-    /// Its command line and whether it announces its address, to start it again.
+    /// Its command line (after `wrapper`, if any) and whether it announces its address, to
+    /// start it again.
+    wrapper: Vec<OsString>,
     args: Vec<OsString>,
     announces: bool,
 }
@@ -88,22 +90,43 @@ impl Launcher {
         args: &[A],
         announces: bool,
     ) -> Result<&mut Node, HarnessError> {
+        self.spawn_wrapped(name, &[] as &[OsString], args, announces)
+    }
+
+    /// As [`Launcher::spawn`], but runs `WRAPPER... nodes ARGS...` (e.g. `ip netns exec NS`);
+    /// the wrapper must exec the binary, so that the pid signalled is the node's.
+    pub fn spawn_wrapped<W: AsRef<OsStr>, A: AsRef<OsStr>>(
+        &mut self,
+        name: &str,
+        wrapper: &[W],
+        args: &[A],
+        announces: bool,
+    ) -> Result<&mut Node, HarnessError> {
+        let wrapper: Vec<OsString> = wrapper.iter().map(|a| a.as_ref().to_os_string()).collect();
         let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
         let log = self.log_dir.join(format!("{name}.log"));
         let stderr = std::fs::File::create(&log).map_err(HarnessError::io(&log))?;
-        let child = self.start_child(name, &args, announces, stderr)?;
-        self.nodes.push(Node { name: name.to_string(), log, child, args, announces });
+        let child = self.start_child(name, &wrapper, &args, announces, stderr)?;
+        self.nodes.push(Node { name: name.to_string(), log, child, wrapper, args, announces });
         Ok(self.nodes.last_mut().expect("just pushed"))
     }
 
     fn start_child(
         &self,
         name: &str,
+        wrapper: &[OsString],
         args: &[OsString],
         announces: bool,
         stderr: std::fs::File,
     ) -> Result<Child, HarnessError> {
-        let mut command = Command::new(&self.bin);
+        let mut command = match wrapper.split_first() {
+            None => Command::new(&self.bin),
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(&self.bin);
+                command
+            }
+        };
         command
             .args(args)
             .stdin(Stdio::null())
@@ -173,7 +196,7 @@ impl Launcher {
             .iter()
             .position(|n| n.name == name)
             .ok_or_else(|| HarnessError::Config(format!("no node named {name} was started")))?;
-        let (log, args, announces) = {
+        let (log, wrapper, args, announces) = {
             let node = &mut self.nodes[index];
             if matches!(node.child.try_wait(), Ok(None)) {
                 return Err(HarnessError::NodeStop {
@@ -182,11 +205,11 @@ impl Launcher {
                     log: node.log.clone(),
                 });
             }
-            (node.log.clone(), node.args.clone(), node.announces)
+            (node.log.clone(), node.wrapper.clone(), node.args.clone(), node.announces)
         };
         let stderr =
             std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(HarnessError::io(&log))?;
-        let child = self.start_child(name, &args, announces, stderr)?;
+        let child = self.start_child(name, &wrapper, &args, announces, stderr)?;
         let node = &mut self.nodes[index];
         node.child = child;
         Ok(node)

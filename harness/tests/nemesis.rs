@@ -1,5 +1,7 @@
-//! `harness nemesis`: a short run with every fault kind finds no violation, Ctrl-C stops every
-//! node, and the verdict the run uses reports the violations that hand-made histories contain.
+//! `harness nemesis`: a short run with every fault kind finds no violation, a short `--compose`
+//! run overlaps faults and reports them, a short run in network namespaces (root only) cleans up
+//! after itself, Ctrl-C stops every node, and the verdict the run uses reports the violations
+//! that hand-made histories contain.
 
 mod support;
 
@@ -9,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use harness::nemesis::compose::{Plan, MAX_ACTIVE};
 use harness::nemesis::fault::{FaultKind, Schedule};
+use harness::nemesis::netns;
 use harness::nemesis::verdict::{
     judge, Judgement, Linearizability, Recovery, EXIT_PASS, EXIT_UNDECIDED, EXIT_VIOLATION,
 };
-use support::{harness, nodes_bin, read_json, read_jsonl, test_dir, u, HARNESS};
+use support::{f, harness, nodes_bin, read_json, read_jsonl, test_dir, u, HARNESS};
 
 /// Seconds of faults in the short run.
 const SHORT_RUN_S: u64 = 15;
@@ -23,8 +27,8 @@ const SHORT_RUN_S: u64 = 15;
 fn seed_with_a_short_first_round(budget: Duration) -> u64 {
     (1..1000)
         .find(|&seed| {
-            let mut schedule = Schedule::new(&FaultKind::ALL, 3, seed);
-            let round: Duration = (0..FaultKind::ALL.len())
+            let mut schedule = Schedule::new(&FaultKind::BASIC, 3, seed);
+            let round: Duration = (0..FaultKind::BASIC.len())
                 .filter_map(|_| schedule.next_fault())
                 .map(|f| f.gap + f.hold + f.restart_skew)
                 .sum();
@@ -63,7 +67,7 @@ fn a_short_nemesis_with_every_fault_kind_finds_no_violation() {
     assert_eq!(summary["config"]["secure"], true, "{summary:#}");
     assert_eq!(summary["violations"].as_array().map(Vec::len), Some(0));
     assert_eq!(summary["checks"]["linearizability"]["result"], "linearizable");
-    for kind in FaultKind::ALL {
+    for kind in FaultKind::BASIC {
         assert!(u(&summary["faults"][kind.name()]) >= 1, "{} was never injected: {stdout}{stderr}", kind.name());
     }
     assert!(u(&summary["operations"]["ok"]) > 0, "nothing succeeded: {summary:#}");
@@ -77,6 +81,131 @@ fn a_short_nemesis_with_every_fault_kind_finds_no_violation() {
         assert!(dir.join("logs").join(format!("{node}.log")).is_file(), "no log of {node}");
     }
     assert!(!dir.join("data").exists(), "a passing run removes the nodes' data");
+}
+
+/// Seconds of faults in the composed run.
+const COMPOSE_RUN_S: u64 = 20;
+
+/// Every kind, overlapping: the run completes and its summary lists the faults that overlapped,
+/// and every fault the seed planned either ran (and was healed) or was skipped for a conflict.
+#[test]
+fn a_short_composed_nemesis_overlaps_faults_and_reports_them() {
+    let dir = test_dir("nemesis-compose");
+    let nodes = nodes_bin();
+    let seed: u64 = 3;
+    let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+    let out = harness(&[
+        "nemesis",
+        "--compose",
+        "--duration",
+        &COMPOSE_RUN_S.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--faults",
+        &kinds.join(","),
+        "--nodes-bin",
+        nodes.to_str().expect("utf-8"),
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The store is being mended for exactly what overlapping faults find, so a violation (exit
+    // 1) or an undecided search (exit 3) is a finding, not a failure of this test; an error of
+    // the harness (2) or an interruption (130) is. Once the store's fix lands, this asserts
+    // EXIT_PASS and "verdict: PASS" as the single-fault test does.
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(EXIT_PASS | EXIT_VIOLATION | EXIT_UNDECIDED)),
+        "the composed nemesis did not complete ({code:?})\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("overlapping faults: "), "{stdout}");
+    assert!(stdout.contains("verdict: "), "{stdout}");
+
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["config"]["compose"], true, "{summary:#}");
+    assert!(matches!(summary["verdict"].as_str(), Some("pass" | "violation" | "undecided")), "{summary:#}");
+    let log = summary["fault_log"].as_array().expect("a fault log");
+    let skipped = summary["skipped"].as_array().expect("a list of skipped faults");
+    let mut ids: Vec<u64> = log.iter().chain(skipped).map(|f| u(&f["id"])).collect();
+    ids.sort();
+    let mut schedule = Schedule::new(&FaultKind::ALL, 3, seed);
+    let plan = Plan::new(&mut schedule, Duration::from_secs(COMPOSE_RUN_S), MAX_ACTIVE);
+    let planned: Vec<u64> = plan.faults.iter().map(|p| p.id as u64).collect();
+    assert_eq!(ids, planned, "every planned fault ran or was skipped: {summary:#}");
+    for fault in log {
+        assert!(f(&fault["healed_s"]) >= f(&fault["at_s"]), "{fault}");
+        for other in fault["overlaps"].as_array().into_iter().flatten() {
+            let back = log.iter().find(|g| g["id"] == *other).expect("an overlapped fault is in the log");
+            assert!(back["overlaps"].as_array().is_some_and(|o| o.contains(&fault["id"])), "overlap is mutual");
+        }
+    }
+    let overlapping = log.iter().filter(|f| f["overlaps"].as_array().is_some_and(|o| !o.is_empty())).count();
+    assert!(overlapping >= 2, "faults overlapped: {summary:#}");
+    let most = u(&summary["most_active"]);
+    assert!((2..=MAX_ACTIVE as u64).contains(&most), "{summary:#}");
+    if summary["verdict"] == "pass" {
+        assert!(!dir.join("data").exists(), "a passing run removes the nodes' data");
+    }
+}
+
+/// Namespaces made by this mode that exist now.
+fn nemesis_namespaces() -> Vec<String> {
+    let listed = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(netns::PREFIX))
+        .map(String::from)
+        .collect()
+}
+
+/// `--net namespaces`: partitions made by the kernel, overlapping. Root only, with `ip` and
+/// `nft` (Debian packages iproute2 and nftables; `.ci/run` installs them): skipped, saying
+/// why, where they are missing. A namespace left by a crashed run is removed at the start, and
+/// the run's own are removed at the end.
+#[test]
+fn a_short_nemesis_in_network_namespaces_cleans_up_after_itself() {
+    if let Err(why) = netns::preflight() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = test_dir("nemesis-netns");
+    let nodes = nodes_bin();
+    let leftover = format!("{}leftover-test", netns::PREFIX);
+    let made = Command::new("ip").args(["netns", "add", &leftover]).status().expect("ip netns add");
+    assert!(made.success(), "cannot make a namespace as root");
+    let out = harness(&[
+        "nemesis",
+        "--net",
+        "namespaces",
+        "--compose",
+        "--duration",
+        "12",
+        "--seed",
+        "2",
+        "--faults",
+        "partition,partition-isolate,partition-halves,partition-bridge,partition-one-way,restart-in-partition",
+        "--nodes-bin",
+        nodes.to_str().expect("utf-8"),
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // As for the composed run on proxies: a violation is a finding until the store's fix lands.
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(EXIT_PASS | EXIT_VIOLATION | EXIT_UNDECIDED)),
+        "the nemesis in namespaces did not complete ({code:?})\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains(&format!("removing namespace {leftover}")), "{stderr}");
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["config"]["net"], "namespaces", "{summary:#}");
+    assert!(u(&summary["operations"]["ok"]) > 0, "the clients reached the cluster: {summary:#}");
+    let cuts = summary["fault_log"].as_array().expect("a fault log");
+    assert!(cuts.iter().any(|f| f["detail"].as_str().is_some_and(|d| d.contains("directed links"))), "{summary:#}");
+    assert_eq!(nemesis_namespaces(), Vec::<String>::new(), "every namespace is removed");
 }
 
 #[test]

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::args::NemesisArgs;
 use crate::error::HarnessError;
+use crate::nemesis::fabric::NetMode;
 use crate::nemesis::fault::FaultKind;
+use crate::nemesis::topology::Wiring;
 use crate::run::{default_out, nodes_bin};
 
 /// Bytes per written value: enough for the unique `v<client>-<counter>-` prefix.
@@ -31,6 +33,13 @@ pub struct NemesisConfig {
     pub settle_timeout_s: u64,
     /// Every process ran with a cluster key, a client password and TLS.
     pub secure: bool,
+    /// Faults overlapped (`--compose`), at most `max_active` at once.
+    pub compose: bool,
+    pub max_active: usize,
+    /// How the processes were wired and cut.
+    pub net: NetMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netem: Option<String>,
     #[serde(skip)]
     pub max_states: usize,
     #[serde(skip)]
@@ -50,6 +59,14 @@ impl NemesisConfig {
                 args.replicas, args.slaves
             )));
         }
+        if args.netem.is_some() && args.net != NetMode::Namespaces {
+            return Err(HarnessError::Config("--netem needs --net namespaces".into()));
+        }
+        if args.secure && args.net == NetMode::Namespaces {
+            return Err(HarnessError::Config(
+                "--secure with --net namespaces is not supported: the certificates name loopback addresses".into(),
+            ));
+        }
         Ok(NemesisConfig {
             duration_s: args.duration,
             faults,
@@ -64,6 +81,10 @@ impl NemesisConfig {
             request_timeout_ms: args.request_timeout_ms,
             settle_timeout_s: args.settle_timeout,
             secure: args.secure,
+            compose: args.compose,
+            max_active: args.max_active as usize,
+            net: args.net,
+            netem: args.netem.clone(),
             max_states: args.max_states,
             nodes_bin: nodes_bin(args.nodes_bin.as_deref())?,
             out: args.out.clone().unwrap_or_else(|| default_out("nemesis")),
@@ -80,6 +101,10 @@ impl NemesisConfig {
 
     pub fn settle_timeout(&self) -> Duration {
         Duration::from_secs(self.settle_timeout_s)
+    }
+
+    pub fn wiring(&self) -> Wiring {
+        Wiring { net: self.net, netem: self.netem.clone() }
     }
 
     pub fn think(&self) -> Duration {

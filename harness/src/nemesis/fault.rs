@@ -5,13 +5,20 @@
 //!
 //! Kinds come in rounds: each round is the enabled kinds in a seeded order, so a run long
 //! enough for one round injects every kind at least once.
+//!
+//! The draws of the first five kinds come from the seed's main stream, exactly as before the
+//! later kinds existed, so an old seed with those kinds gives the schedule it always gave; what
+//! only the later kinds use (a [`Split`], a second slave, a lead and a tail) comes from a
+//! second stream of the same seed.
 
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use std::time::Duration;
+
+use crate::nemesis::partition::{Split, SplitShape};
 
 /// Quiet time before a fault, in milliseconds (drawn uniformly).
 pub const GAP_MS: (u64, u64) = (500, 1500);
@@ -24,6 +31,13 @@ pub const PAUSE_MS: (u64, u64) = (300, 2500);
 pub const PARTITION_MS: (u64, u64) = (500, 3000);
 /// Most time between restarting the two master-capable nodes after killing both.
 pub const RESTART_SKEW_MS: u64 = 600;
+/// For a kill during a partition: how long the partition holds before the kill, and after the
+/// restart, in milliseconds.
+pub const LEAD_MS: (u64, u64) = (200, 800);
+pub const TAIL_MS: (u64, u64) = (200, 1200);
+
+/// Mixed into the seed for the second stream of draws.
+const SECOND_STREAM: u64 = 0x6e65_6d65_7369_7332;
 
 /// A kind of fault, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
@@ -39,15 +53,51 @@ pub enum FaultKind {
     Partition,
     /// SIGKILL master and backup, restart both.
     KillBothMasters,
+    /// Cut one node (master, backup, a slave, or the clients) from everyone, both ways.
+    PartitionIsolate,
+    /// Split the nodes and the clients into two sides.
+    PartitionHalves,
+    /// Split into two sides and one node that sees both (a bridge).
+    PartitionBridge,
+    /// One side's bytes do not reach the other; the other's still arrive.
+    PartitionOneWay,
+    /// A partition; during it SIGKILL a master-capable node (the serving one or the standby)
+    /// and restart it while the partition holds: sometimes the serving master, with its peer
+    /// unreachable.
+    RestartInPartition,
+    /// A partition; during it SIGKILL a slave and restart it (empty: slaves keep data in
+    /// memory) while the partition holds.
+    RestartSlaveInPartition,
+    /// SIGSTOP the standby (the master-capable node that does not serve), SIGCONT it later.
+    PauseBackup,
+    /// SIGKILL two slaves at once, restart both.
+    KillTwoSlaves,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    /// The kinds `--faults` enables by default.
+    pub const BASIC: [FaultKind; 5] = [
         FaultKind::KillMaster,
         FaultKind::PauseMaster,
         FaultKind::KillSlave,
         FaultKind::Partition,
         FaultKind::KillBothMasters,
+    ];
+
+    pub const ALL: [FaultKind; 13] = [
+        FaultKind::KillMaster,
+        FaultKind::PauseMaster,
+        FaultKind::KillSlave,
+        FaultKind::Partition,
+        FaultKind::KillBothMasters,
+        FaultKind::PartitionIsolate,
+        FaultKind::PartitionHalves,
+        FaultKind::PartitionBridge,
+        FaultKind::PartitionOneWay,
+        FaultKind::RestartInPartition,
+        FaultKind::RestartSlaveInPartition,
+        FaultKind::PauseBackup,
+        FaultKind::KillTwoSlaves,
     ];
 
     /// The name on the command line and in `summary.json`.
@@ -58,6 +108,32 @@ impl FaultKind {
             FaultKind::KillSlave => "kill-slave",
             FaultKind::Partition => "partition",
             FaultKind::KillBothMasters => "kill-both-masters",
+            FaultKind::PartitionIsolate => "partition-isolate",
+            FaultKind::PartitionHalves => "partition-halves",
+            FaultKind::PartitionBridge => "partition-bridge",
+            FaultKind::PartitionOneWay => "partition-one-way",
+            FaultKind::RestartInPartition => "restart-in-partition",
+            FaultKind::RestartSlaveInPartition => "restart-slave-in-partition",
+            FaultKind::PauseBackup => "pause-backup",
+            FaultKind::KillTwoSlaves => "kill-two-slaves",
+        }
+    }
+
+    /// The shape of split this kind draws, if it draws one.
+    fn split_shape(self, rng: &mut impl Rng) -> Option<SplitShape> {
+        match self {
+            FaultKind::PartitionIsolate => Some(SplitShape::Isolate),
+            FaultKind::PartitionHalves => Some(SplitShape::Halves),
+            FaultKind::PartitionBridge => Some(SplitShape::Bridge),
+            FaultKind::PartitionOneWay => Some(SplitShape::OneWay),
+            FaultKind::RestartInPartition | FaultKind::RestartSlaveInPartition => SplitShape::ALL.choose(rng).copied(),
+            FaultKind::KillMaster
+            | FaultKind::PauseMaster
+            | FaultKind::KillSlave
+            | FaultKind::Partition
+            | FaultKind::KillBothMasters
+            | FaultKind::PauseBackup
+            | FaultKind::KillTwoSlaves => None,
         }
     }
 }
@@ -117,6 +193,39 @@ pub struct Fault {
     pub restart_skew: Duration,
     /// For the kinds that pick the serving master, when no node is known to serve: which node.
     pub fallback_node: usize,
+    /// For the later partition kinds and the kills during a partition: the partition.
+    pub split: Split,
+    /// For `kill-two-slaves`: the other slave (differs from `slave` when there are two).
+    pub second_slave: usize,
+    /// For `restart-in-partition`: kill the standby rather than the serving master.
+    pub victim_standby: bool,
+    /// For `restart-in-partition` of the serving master: the partition is master <-> backup
+    /// (the master restarts with its peer unreachable) instead of `split`.
+    pub peer_cut: bool,
+    /// For the kills during a partition: the partition alone before the kill, and after the
+    /// restart.
+    pub lead: Duration,
+    pub tail: Duration,
+}
+
+impl Fault {
+    /// How long the fault lasts from its start to its last heal.
+    pub fn span(&self) -> Duration {
+        match self.kind {
+            FaultKind::KillBothMasters => self.hold + self.restart_skew,
+            FaultKind::RestartInPartition | FaultKind::RestartSlaveInPartition => self.lead + self.hold + self.tail,
+            FaultKind::KillMaster
+            | FaultKind::PauseMaster
+            | FaultKind::KillSlave
+            | FaultKind::Partition
+            | FaultKind::PartitionIsolate
+            | FaultKind::PartitionHalves
+            | FaultKind::PartitionBridge
+            | FaultKind::PartitionOneWay
+            | FaultKind::PauseBackup
+            | FaultKind::KillTwoSlaves => self.hold,
+        }
+    }
 }
 
 /// The seeded sequence of faults.
@@ -125,6 +234,8 @@ pub struct Schedule {
     round: Vec<FaultKind>,
     slaves: usize,
     rng: SmallRng,
+    /// The second stream: draws only the later kinds use.
+    more: SmallRng,
 }
 
 impl Schedule {
@@ -134,7 +245,13 @@ impl Schedule {
         let mut kinds = kinds.to_vec();
         kinds.sort();
         kinds.dedup();
-        Schedule { kinds, round: Vec::new(), slaves, rng: SmallRng::seed_from_u64(seed) }
+        Schedule {
+            kinds,
+            round: Vec::new(),
+            slaves,
+            rng: SmallRng::seed_from_u64(seed),
+            more: SmallRng::seed_from_u64(seed ^ SECOND_STREAM),
+        }
     }
 
     /// The next fault, or `None` when no kind is enabled.
@@ -147,20 +264,50 @@ impl Schedule {
         let kind = self.round.pop()?;
         let rng = &mut self.rng;
         let hold_range = match kind {
-            FaultKind::KillMaster | FaultKind::KillSlave | FaultKind::KillBothMasters => DOWN_MS,
-            FaultKind::PauseMaster => PAUSE_MS,
-            FaultKind::Partition => PARTITION_MS,
+            FaultKind::KillMaster
+            | FaultKind::KillSlave
+            | FaultKind::KillBothMasters
+            | FaultKind::KillTwoSlaves
+            | FaultKind::RestartInPartition
+            | FaultKind::RestartSlaveInPartition => DOWN_MS,
+            FaultKind::PauseMaster | FaultKind::PauseBackup => PAUSE_MS,
+            FaultKind::Partition
+            | FaultKind::PartitionIsolate
+            | FaultKind::PartitionHalves
+            | FaultKind::PartitionBridge
+            | FaultKind::PartitionOneWay => PARTITION_MS,
         };
+        let more = &mut self.more;
+        let slaves = self.slaves.max(1);
+        let shape = kind.split_shape(more).unwrap_or(SplitShape::Isolate);
+        let split = Split::draw(more, shape, self.slaves);
+        let second_slave = match slaves {
+            1 => 0,
+            n => more.random_range(0..n - 1),
+        };
+        let (victim_standby, peer_cut) = (more.random_bool(0.3), more.random_bool(0.5));
+        let (lead, tail) = (millis(more, LEAD_MS), millis(more, TAIL_MS));
+        // In the main stream's order of old: gap, hold, slave, shape, cut, ...
+        let gap = millis(rng, GAP_MS);
+        let hold = millis(rng, hold_range);
+        let slave = rng.random_range(0..slaves);
         Some(Fault {
             kind,
-            gap: millis(rng, GAP_MS),
-            hold: millis(rng, hold_range),
-            slave: rng.random_range(0..self.slaves.max(1)),
+            gap,
+            hold,
+            slave,
             shape: Shape::draw(rng, self.slaves),
             cut: if rng.random_bool(0.5) { Cut::Reset } else { Cut::Blackhole },
             restart_master_first: rng.random_bool(0.5),
             restart_skew: millis(rng, (0, RESTART_SKEW_MS)),
             fallback_node: rng.random_range(0..2),
+            split,
+            // Any slave but `slave`: the draw skips over it.
+            second_slave: if slaves > 1 && second_slave >= slave { second_slave + 1 } else { second_slave },
+            victim_standby,
+            peer_cut,
+            lead,
+            tail,
         })
     }
 }

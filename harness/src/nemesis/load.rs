@@ -10,7 +10,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use actors::client::{Client, ClientConfig};
+use actors::client::Client;
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -51,12 +51,13 @@ pub struct FinalReads {
 }
 
 impl Load {
-    /// Starts the connections; the history goes to `history`.
-    pub fn start(config: &NemesisConfig, client: &ClientConfig, history: &Path) -> Result<Load, HarnessError> {
+    /// Starts one connection on each of `clients` (one per `--clients`); the history goes to
+    /// `history`.
+    pub fn start(config: &NemesisConfig, clients: Vec<Client>, history: &Path) -> Result<Load, HarnessError> {
         let start = Instant::now();
         let recorder = History::create(history, start)?;
         let (stop, stop_rx) = watch::channel(false);
-        let connections = u64::from(config.clients);
+        let connections = clients.len() as u64;
         let driver = Rc::new(Driver {
             workload: Workload::new(KeySpace::new(config.keys, None), config.write_pct, config.del_pct, VALUE_SIZE),
             history: Some(recorder),
@@ -67,8 +68,8 @@ impl Load {
         });
         let mut tasks = Vec::new();
         let mut tallies = Vec::new();
-        for id in 0..connections {
-            let conn = Connection::new(id, Client::start(client.clone()), config.seed);
+        for (id, client) in (0..connections).zip(clients) {
+            let conn = Connection::new(id, client, config.seed);
             tallies.push(conn.tally.clone());
             tasks.push(driver::spawn(driver.clone(), conn, start, connections));
         }

@@ -11,8 +11,14 @@
 //!   are delivered late, as TCP retransmission would deliver them, so a node may receive
 //!   messages that were sent before the partition, after it has been replaced.
 //!
-//! Each direction of a connection is one task that reads a chunk, waits until the link is
+//! Each direction of a connection is one task that reads a chunk, waits until its direction is
 //! open, and writes the chunk; so a cut never drops bytes from the middle of a stream.
+//!
+//! The two directions have their own state ([`Direction`]): a one-way cut holds what one side
+//! sends while the other side's bytes still arrive, as a switch that drops one direction of
+//! traffic would. A reset is a connection's end, so it closes both directions whichever one it
+//! is set on. A new connection is dialled through only when both directions are open: a TCP
+//! handshake needs both.
 
 use std::net::SocketAddr;
 
@@ -40,12 +46,39 @@ pub enum LinkState {
     Blackhole,
 }
 
+/// One direction of a proxied link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Direction {
+    /// What the dialling side sends to the target.
+    Up,
+    /// What the target sends back.
+    Down,
+}
+
 /// The state every connection task watches; `resets` counts the cuts that closed connections,
 /// so a connection opened before a reset knows to close even if the link was healed since.
 #[derive(Debug, Clone, Copy)]
 struct Shared {
-    state: LinkState,
+    up: LinkState,
+    down: LinkState,
     resets: u64,
+}
+
+impl Shared {
+    fn of(&self, direction: Direction) -> LinkState {
+        match direction {
+            Direction::Up => self.up,
+            Direction::Down => self.down,
+        }
+    }
+
+    fn is_reset(&self) -> bool {
+        self.up == LinkState::Reset || self.down == LinkState::Reset
+    }
+
+    fn both_open(&self) -> bool {
+        self.up == LinkState::Open && self.down == LinkState::Open
+    }
 }
 
 /// One proxied link: connections to [`Proxy::addr`] go to `target`.
@@ -61,23 +94,43 @@ impl Proxy {
     pub async fn start(target: &str) -> Result<Proxy, HarnessError> {
         let listener = TcpListener::bind("127.0.0.1:0").await.map_err(HarnessError::io("proxy on 127.0.0.1:0"))?;
         let addr = listener.local_addr().map_err(HarnessError::io("proxy on 127.0.0.1:0"))?;
-        let (control, watch) = watch::channel(Shared { state: LinkState::Open, resets: 0 });
+        let (control, watch) = watch::channel(Shared { up: LinkState::Open, down: LinkState::Open, resets: 0 });
         let accept = tokio::spawn(accept_loop(listener, target.to_string(), watch));
         Ok(Proxy { addr, target: target.to_string(), control, accept })
     }
 
-    /// Puts the link in `state` (a reset closes every current connection).
+    /// Puts both directions of the link in `state` (a reset closes every current connection).
     pub fn set(&self, state: LinkState) {
         self.control.send_modify(|shared| {
             if state == LinkState::Reset {
                 shared.resets += 1;
             }
-            shared.state = state;
+            shared.up = state;
+            shared.down = state;
         });
     }
 
-    pub fn state(&self) -> LinkState {
-        self.control.borrow().state
+    /// Puts one direction in `state`; a reset closes every current connection (both ways).
+    pub fn set_direction(&self, direction: Direction, state: LinkState) {
+        self.control.send_modify(|shared| {
+            if state == LinkState::Reset && !shared.is_reset() {
+                shared.resets += 1;
+            }
+            match direction {
+                Direction::Up => shared.up = state,
+                Direction::Down => shared.down = state,
+            }
+        });
+    }
+
+    /// The state of one direction.
+    pub fn state(&self, direction: Direction) -> LinkState {
+        self.control.borrow().of(direction)
+    }
+
+    /// True when both directions are open.
+    pub fn is_open(&self) -> bool {
+        self.control.borrow().both_open()
     }
 }
 
@@ -100,7 +153,7 @@ async fn accept_loop(listener: TcpListener, target: String, watch: watch::Receiv
             }
         };
         let shared = *watch.borrow();
-        if shared.state == LinkState::Reset {
+        if shared.is_reset() {
             drop(inbound);
             continue;
         }
@@ -110,7 +163,7 @@ async fn accept_loop(listener: TcpListener, target: String, watch: watch::Receiv
 
 /// Forwards one connection in both directions until either side closes or a reset comes.
 async fn connection(inbound: TcpStream, target: String, mut watch: watch::Receiver<Shared>, born: u64) {
-    if !open(&mut watch, born).await {
+    if !both_open(&mut watch, born).await {
         return;
     }
     let outbound = tokio::select! {
@@ -123,36 +176,50 @@ async fn connection(inbound: TcpStream, target: String, mut watch: watch::Receiv
     let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
     let (in_read, in_write) = inbound.into_split();
     let (out_read, out_write) = outbound.into_split();
-    let up = pipe(in_read, out_write, watch.clone(), born);
-    let down = pipe(out_read, in_write, watch.clone(), born);
+    let up = pipe(in_read, out_write, watch.clone(), born, Direction::Up);
+    let down = pipe(out_read, in_write, watch.clone(), born, Direction::Down);
     tokio::select! {
         ((), ()) = async { tokio::join!(up, down) } => {}
         () = reset(watch, born) => {}
     }
 }
 
-/// One direction: read a chunk, wait for the link to be open, write it.
-async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut watch: watch::Receiver<Shared>, born: u64) {
+/// One direction: read a chunk, wait for the direction to be open, write it.
+async fn pipe(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    mut watch: watch::Receiver<Shared>,
+    born: u64,
+    direction: Direction,
+) {
     let mut buf = vec![0u8; CHUNK];
     loop {
-        if !open(&mut watch, born).await {
+        if !open(&mut watch, born, direction).await {
             return;
         }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if !open(&mut watch, born).await || to.write_all(&buf[..n]).await.is_err() {
+        if !open(&mut watch, born, direction).await || to.write_all(&buf[..n]).await.is_err() {
             return;
         }
     }
     let _ = to.shutdown().await;
 }
 
-/// Waits until the link is open; false once a reset after `born` has closed the connection
+/// Waits until `direction` is open; false once a reset after `born` has closed the connection
 /// (or the proxy is gone).
-async fn open(watch: &mut watch::Receiver<Shared>, born: u64) -> bool {
-    match watch.wait_for(|s| s.resets != born || s.state == LinkState::Open).await {
+async fn open(watch: &mut watch::Receiver<Shared>, born: u64, direction: Direction) -> bool {
+    match watch.wait_for(|s| s.resets != born || s.of(direction) == LinkState::Open).await {
+        Ok(shared) => shared.resets == born,
+        Err(_) => false,
+    }
+}
+
+/// Waits until both directions are open, as [`open`] does for one.
+async fn both_open(watch: &mut watch::Receiver<Shared>, born: u64) -> bool {
+    match watch.wait_for(|s| s.resets != born || s.both_open()).await {
         Ok(shared) => shared.resets == born,
         Err(_) => false,
     }
@@ -239,6 +306,64 @@ mod tests {
             let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await;
             assert!(matches!(read, Ok(Ok(_))), "{read:?}");
             assert_eq!(&buf, b"held");
+        });
+    }
+
+    /// An echo server that also reports every chunk it receives.
+    async fn tapped_echo() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tap, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let tap = tap.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64];
+                    while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                        let _ = tap.send(buf[..n].to_vec());
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    #[test]
+    fn a_one_way_cut_holds_one_direction_and_lets_the_other_through() {
+        runtime().block_on(async {
+            let (target, mut seen) = tapped_echo().await;
+            let proxy = Proxy::start(&target.to_string()).await.expect("proxy");
+            let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+            assert!(round_trip(&mut stream, b"a", Duration::from_secs(5)).await.is_some());
+            assert_eq!(seen.recv().await.as_deref(), Some(&b"a"[..]));
+            proxy.set_direction(Direction::Down, LinkState::Blackhole);
+            assert_eq!(proxy.state(Direction::Up), LinkState::Open);
+            assert!(!proxy.is_open());
+            // The target receives "up" (Up is open), but its echo is held on the way back.
+            assert_eq!(round_trip(&mut stream, b"up", Duration::from_millis(200)).await, None);
+            let got = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await;
+            assert_eq!(got.ok().flatten().as_deref(), Some(&b"up"[..]));
+            proxy.set_direction(Direction::Down, LinkState::Open);
+            let mut buf = [0u8; 2];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await;
+            assert!(matches!(read, Ok(Ok(_))), "{read:?}");
+            assert_eq!(&buf, b"up");
+        });
+    }
+
+    #[test]
+    fn a_reset_on_one_direction_closes_the_connection() {
+        runtime().block_on(async {
+            let proxy = Proxy::start(&echo().await.to_string()).await.expect("proxy");
+            let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+            assert!(round_trip(&mut stream, b"a", Duration::from_secs(5)).await.is_some());
+            proxy.set_direction(Direction::Up, LinkState::Reset);
+            let mut buf = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+            assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the connection is closed: {read:?}");
         });
     }
 }

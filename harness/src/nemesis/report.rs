@@ -5,7 +5,9 @@
 //!   "elapsed_s": 60.2,
 //!   "operations": {"invoked", "ok", "fail", "info", "unanswered", "get", "put", "del"},
 //!   "errors": {"unavailable": n, "outcome_unknown": n, "timeout": n, "no_master": n, "other": n},
-//!   "faults": {"kill-master": 3, ...}, "fault_log": [{"kind", "at_s", "healed_s", "detail"}, ...],
+//!   "faults": {"kill-master": 3, ...},
+//!   "fault_log": [{"id", "kind", "at_s", "healed_s", "detail", "overlaps": [ids]}, ...],
+//!   "most_active": 3, "skipped": [{"id", "kind", "at_s", "reason"}, ...],
 //!   "takeovers": 7, "epochs": [{"at_s", "node", "epoch"}, ...],
 //!   "serving_again_s": 1.4, "final_values": {"key0": "v3-17-..." | null, ...},
 //!   "checks": {"operations", "keys", "dropped", "linearizability", "lost_writes", "recovery"},
@@ -19,12 +21,17 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::HarnessError;
+use crate::nemesis::conduct::Skipped;
 use crate::nemesis::config::NemesisConfig;
+use crate::nemesis::fabric::NetMode;
 use crate::nemesis::fault::FaultKind;
 use crate::nemesis::inject::FaultRecord;
 use crate::nemesis::monitor::EpochSeen;
 use crate::nemesis::verdict::{Judgement, Linearizability, EXIT_PASS, EXIT_UNDECIDED};
 use crate::signal::EXIT_INTERRUPTED;
+
+/// Overlapping faults listed in the text; `summary.json` has them all.
+const OVERLAPS_SHOWN: usize = 12;
 
 /// Operations in the history, by how they ended and by function.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -82,6 +89,11 @@ pub struct NemesisSummary {
     pub errors: BTreeMap<&'static str, u64>,
     pub faults: BTreeMap<&'static str, u64>,
     pub fault_log: Vec<FaultRecord>,
+    /// The most faults active at once (1 without `--compose`, 0 without faults).
+    pub most_active: usize,
+    /// Faults of a `--compose` plan that did not start: they aimed at a process another
+    /// active fault held.
+    pub skipped: Vec<Skipped>,
     pub takeovers: usize,
     pub epochs: Vec<EpochSeen>,
     /// Seconds from healing until the cluster reported every slave and a standby.
@@ -121,15 +133,47 @@ impl NemesisSummary {
         std::fs::write(&path, text + "\n").map_err(HarnessError::io(&path))
     }
 
+    /// Which faults overlapped, and what was skipped.
+    fn write_overlaps(&self, s: &mut String) {
+        let overlapping: Vec<&FaultRecord> = self.fault_log.iter().filter(|r| !r.overlaps.is_empty()).collect();
+        let _ = writeln!(
+            s,
+            "overlapping faults: {} of {}, at most {} active at once; {} skipped",
+            overlapping.len(),
+            self.fault_log.len(),
+            self.most_active,
+            self.skipped.len()
+        );
+        let name = |id: usize| {
+            let kind = self.fault_log.iter().find(|r| r.id == id).map_or("?", |r| r.kind.name());
+            format!("#{id} {kind}")
+        };
+        for record in overlapping.iter().take(OVERLAPS_SHOWN) {
+            let others: Vec<String> = record.overlaps.iter().map(|&id| name(id)).collect();
+            let _ = writeln!(s, "  {} with {}", name(record.id), others.join(", "));
+        }
+        if overlapping.len() > OVERLAPS_SHOWN {
+            let _ = writeln!(s, "  ... (every overlap is in summary.json's fault_log)");
+        }
+    }
+
     /// The text printed at the end of a run.
     pub fn text(&self) -> String {
         let c = &self.config;
         let o = &self.operations;
         let mut s = String::new();
         let kinds: Vec<&str> = c.faults.iter().map(|k: &FaultKind| k.name()).collect();
+        let mode = match (c.compose, c.net) {
+            (false, NetMode::Proxies) => String::new(),
+            (true, NetMode::Proxies) => format!(", composed (at most {} at once)", c.max_active),
+            (false, NetMode::Namespaces) => ", network namespaces".to_string(),
+            (true, NetMode::Namespaces) => {
+                format!(", composed (at most {} at once), network namespaces", c.max_active)
+            }
+        };
         let _ = writeln!(
             s,
-            "nemesis: {:.1} s of faults ({}), seed {}, {} slaves, R={}, {} keys, {} clients",
+            "nemesis: {:.1} s of faults ({}), seed {}, {} slaves, R={}, {} keys, {} clients{mode}",
             self.elapsed_s,
             kinds.join(","),
             c.seed,
@@ -151,6 +195,9 @@ impl NemesisSummary {
         let total: u64 = self.faults.values().sum();
         let by_kind: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(s, "faults injected: {total} ({})", by_kind.join(", "));
+        if c.compose {
+            self.write_overlaps(&mut s);
+        }
         let epochs = match (self.epochs.first(), self.epochs.last()) {
             (Some(first), Some(last)) => format!(" (epoch {} -> {})", first.epoch, last.epoch),
             _ => String::new(),

@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use actors::client::Client;
-
 use crate::error::HarnessError;
+use crate::nemesis::conduct::{conduct, most_active, Composed, Skipped};
 use crate::nemesis::config::NemesisConfig;
 use crate::nemesis::fault::Schedule;
 use crate::nemesis::inject::{inject, FaultRecord, Stage};
+use crate::nemesis::ledger::Ledger;
 use crate::nemesis::load::{FinalReads, Load};
 use crate::nemesis::monitor::{EpochSeen, Monitor};
 use crate::nemesis::report::{NemesisSummary, OpCounts};
@@ -37,6 +37,8 @@ struct Exercised {
     interrupted: bool,
     elapsed: Duration,
     faults: Vec<FaultRecord>,
+    /// Faults of a `--compose` plan that could not start.
+    skipped: Vec<Skipped>,
     /// Nodes that did not come back, or exited by themselves.
     node_problems: Vec<String>,
     serving_again: Result<Duration, String>,
@@ -60,12 +62,16 @@ pub async fn run(config: NemesisConfig, interrupt: &Interrupt) -> Result<Outcome
     if interrupt.is_set() {
         return Err(HarnessError::Interrupted);
     }
+    let wiring = config.wiring();
     let mut topology = tokio::select! {
-        started = Topology::start(&config.nodes_bin, &config.out, config.slaves, config.replicas, config.secure) => started?,
+        started = Topology::start(
+            &config.nodes_bin, &config.out, config.slaves, config.replicas, config.secure, &wiring,
+        ) => started?,
         _ = interrupt.wait() => return Err(HarnessError::Interrupted),
     };
     let exercised = exercise(&mut topology, &config, interrupt).await;
     topology.stop_nodes().await;
+    topology.remove_network();
     let exercised = exercised?;
     let history = config.out.join(HISTORY);
     let checks = if exercised.interrupted {
@@ -88,7 +94,9 @@ pub async fn run(config: NemesisConfig, interrupt: &Interrupt) -> Result<Outcome
         interrupted: exercised.interrupted,
         verdict,
         elapsed_s: exercised.elapsed.as_secs_f64(),
+        most_active: most_active(&exercised.faults),
         fault_log: exercised.faults,
+        skipped: exercised.skipped,
         takeovers: exercised.takeovers,
         epochs: exercised.epochs,
         serving_again_s: exercised.serving_again.ok().map(|d| d.as_secs_f64()),
@@ -111,24 +119,40 @@ async fn exercise(
     config: &NemesisConfig,
     interrupt: &Interrupt,
 ) -> Result<Exercised, HarnessError> {
-    let mut load = Load::start(config, &topology.client_config(config.request_timeout()), &config.out.join(HISTORY))?;
+    let mut clients = Vec::new();
+    for _ in 0..config.clients {
+        clients.push(topology.start_client(config.request_timeout()).await?);
+    }
+    let mut load = Load::start(config, clients, &config.out.join(HISTORY))?;
     let monitor = Monitor::start(topology.node_addrs.clone(), topology.credentials.clone(), load.start);
-    let mut stage = Stage { topology, monitor: &monitor, start: load.start, interrupt, down: BTreeSet::new() };
+    let mut stage = Stage {
+        topology,
+        monitor: &monitor,
+        start: load.start,
+        interrupt,
+        down: BTreeSet::new(),
+        ledger: Ledger::default(),
+    };
     let mut problems = Vec::new();
-    let injected = inject_faults(&mut stage, config, &mut problems).await;
+    let injected = match config.compose {
+        true => conduct(&mut stage, config, &mut problems).await,
+        false => inject_faults(&mut stage, config, &mut problems)
+            .await
+            .map(|records| Composed { records, skipped: Vec::new() }),
+    };
     let elapsed = load.start.elapsed();
     stage.topology.heal_all();
-    let revived = revive(&mut stage, &mut problems, true).await;
+    let revived = stage.revive(&mut problems, true).await;
     load.stop(config.request_timeout()).await;
-    let faults = injected?;
+    let Composed { records: faults, skipped } = injected?;
     revived?;
     let (serving_again, finals, interrupted) = if interrupt.is_set() {
         (Err("interrupted".to_string()), FinalReads::default(), true)
     } else {
         let deadline = Instant::now() + config.settle_timeout();
+        let client = stage.topology.start_client(config.request_timeout()).await?;
         let settled = async {
             let serving = wait_whole(stage.topology, deadline).await;
-            let client = Client::start(stage.topology.client_config(config.request_timeout()));
             (serving, load.final_reads(&client, deadline).await)
         };
         tokio::select! {
@@ -142,6 +166,7 @@ async fn exercise(
         interrupted,
         elapsed,
         faults,
+        skipped,
         node_problems: problems,
         serving_again,
         finals,
@@ -172,9 +197,9 @@ async fn inject_faults(
         if stage.interrupt.is_set() {
             break;
         }
-        revive(stage, problems, false).await?;
+        stage.revive(problems, false).await?;
         fault.hold = fault.hold.min(end.saturating_duration_since(Instant::now()));
-        let record = inject(stage, &fault).await?;
+        let record = inject(stage, records.len(), &fault).await?;
         eprintln!("[{:>6.1} s] {}: {}", record.at_s, record.kind.name(), record.detail);
         for problem in &record.problems {
             eprintln!("           {problem}");
@@ -183,29 +208,6 @@ async fn inject_faults(
         records.push(record);
     }
     Ok(records)
-}
-
-/// Restarts every node that has exited although no fault is holding it down: one that exited
-/// by itself is a problem. Nodes that did not come back after an earlier restart are tried
-/// again only when `retry_down` (at the final heal).
-async fn revive(stage: &mut Stage<'_>, problems: &mut Vec<String>, retry_down: bool) -> Result<(), HarnessError> {
-    for name in stage.topology.exited() {
-        let known_down = stage.down.contains(&name);
-        if known_down && !retry_down {
-            continue;
-        }
-        let mut failed = Vec::new();
-        if !known_down {
-            let at = stage.start.elapsed().as_secs_f64();
-            failed.push(format!("{name} exited by itself (found at {at:.1} s; see its log)"));
-        }
-        stage.restart(&name, &mut failed).await?;
-        for problem in &failed {
-            eprintln!("           {problem}");
-        }
-        problems.extend(failed);
-    }
-    Ok(())
 }
 
 /// Polls the cluster (directly, not through the proxies) until it reports every slave and a

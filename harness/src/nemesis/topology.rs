@@ -1,5 +1,6 @@
 //! The nemesis's own cluster: a master and a backup (the two master-capable nodes, index 0 and
-//! 1), `--slaves` slaves, and a [`Proxy`] on every link the nemesis may cut:
+//! 1), `--slaves` slaves, and a way to cut every link ([`Fabric`]). With `--net proxies` (the
+//! default) that is a [`Proxy`](crate::nemesis::proxy::Proxy) on every link:
 //!
 //! ```text
 //!   clients ──client[0]──▶ master ◀──peer[0]── backup      slave-k ──slave[k][0]──▶ master
@@ -15,6 +16,11 @@
 //! `client[i]`. Cutting a node's client link therefore does not hide it from clients that are
 //! redirected to it; the partitions that cut the peer link hide it from both.
 //!
+//! With `--net namespaces` every process has its own network namespace instead, the links are
+//! the kernel's, and so are the cuts (`netns.rs`). Either way a cut is asked for as directed
+//! links (`partition.rs`), and [`Topology`] keeps every active fault's cuts ([`Cuts`]), so
+//! that healing one fault leaves the links another still cuts.
+//!
 //! Nodes are started with fast failure detection ([`NODE_FLAGS`], [`SLAVE_FLAGS`]) so that a
 //! fault resolves within a second or two. Data lives in `<out>/data`, logs in `<out>/logs`.
 //!
@@ -27,6 +33,7 @@
 //! itself when it steps down, which re-executes its own file) would run another program, or
 //! find its file gone.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -41,7 +48,10 @@ use rand::Rng;
 use crate::cluster::{free_port, remove_dir, READY_DEADLINE};
 use crate::error::HarnessError;
 use crate::launcher::{Launcher, NodeInfo};
-use crate::nemesis::proxy::{LinkState, Proxy};
+use crate::nemesis::fabric::{Fabric, NetMode, Proxies};
+use crate::nemesis::fault::Cut;
+use crate::nemesis::netns::Namespaces;
+use crate::nemesis::partition::{Cuts, Endpoint, FaultId, Link};
 
 /// The master-capable nodes, by index; also their `--id`.
 pub const NODE_NAMES: [&str; 2] = ["master", "backup"];
@@ -69,19 +79,24 @@ pub const SLAVE_FLAGS: &[&str] = &["--master-timeout-ms", "800"];
 /// Deadline for connecting to a node, for the harness's own probes.
 pub const PROBE_CONNECT: Duration = Duration::from_millis(500);
 
-/// A cluster with proxies on its links.
+/// How a topology is wired (`--net`, `--netem`).
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    pub net: NetMode,
+    /// `tc netem` arguments for every interface (namespaces only).
+    pub netem: Option<String>,
+}
+
+/// A cluster whose links can be cut.
 pub struct Topology {
     launcher: Launcher,
     /// Where node i listens (reached directly only by the harness).
     pub node_addrs: [String; 2],
     /// Slave names, `slave-1` ..
     pub slaves: Vec<String>,
-    /// `client[i]`: clients to node i.
-    client: [Proxy; 2],
-    /// `peer[i]`: the other node to node i.
-    peer: [Proxy; 2],
-    /// `slave[k][i]`: slave k to node i.
-    slave: Vec<[Proxy; 2]>,
+    fabric: Fabric,
+    /// Every active fault's cuts.
+    cuts: Cuts,
     data_dir: PathBuf,
     /// A secured run's key, password and certificates.
     secrets: Option<Secrets>,
@@ -98,6 +113,7 @@ impl Topology {
         slaves: u32,
         replicas: u32,
         secure: bool,
+        wiring: &Wiring,
     ) -> Result<Topology, HarnessError> {
         let data_dir = out.join("data");
         remove_dir(&data_dir)?;
@@ -108,18 +124,19 @@ impl Topology {
         let credentials = secrets.as_ref().map(Secrets::credentials).transpose()?.unwrap_or_default();
         let nodes_bin = private_copy(nodes_bin, &data_dir.join("bin"))?;
         let launcher = Launcher::new(&nodes_bin, &out.join("logs"))?.kill_when_orphaned();
-        let node_addrs = [stable_port()?, stable_port()?];
-        let client = [Proxy::start(&node_addrs[0]).await?, Proxy::start(&node_addrs[1]).await?];
-        let peer = [Proxy::start(&node_addrs[0]).await?, Proxy::start(&node_addrs[1]).await?];
-        let mut slave = Vec::new();
-        for _ in 0..slaves {
-            slave.push([Proxy::start(&node_addrs[0]).await?, Proxy::start(&node_addrs[1]).await?]);
-        }
+        let fabric = match wiring.net {
+            NetMode::Proxies => {
+                Fabric::Proxies(Box::new(Proxies::start([stable_port()?, stable_port()?], slaves).await?))
+            }
+            NetMode::Namespaces => Fabric::Namespaces(Namespaces::create(slaves as usize, wiring.netem.as_deref())?),
+        };
+        let node_addrs = [fabric.node_addr(0), fabric.node_addr(1)];
         let slaves = (1..=slaves).map(|i| format!("slave-{i}")).collect();
         let mut topology =
-            Topology { launcher, node_addrs, slaves, client, peer, slave, data_dir, secrets, credentials };
+            Topology { launcher, node_addrs, slaves, fabric, cuts: Cuts::default(), data_dir, secrets, credentials };
         if let Err(err) = topology.spawn_all(replicas).await {
             topology.stop_nodes().await;
+            topology.remove_network();
             return Err(err);
         }
         Ok(topology)
@@ -128,23 +145,24 @@ impl Topology {
     async fn spawn_all(&mut self, replicas: u32) -> Result<(), HarnessError> {
         for (i, role) in NODE_NAMES.iter().enumerate() {
             let args = self.node_args(i, replicas);
-            self.launcher.spawn(role, &args, true)?;
+            self.launcher.spawn_wrapped(role, &self.fabric.wrapper(Endpoint::Node(i)), &args, true)?;
             self.await_listening(role).await?;
         }
         for (k, name) in self.slaves.iter().enumerate() {
             let args = self.slave_args(k, name);
-            self.launcher.spawn(name, &args, false)?;
+            self.launcher.spawn_wrapped(name, &self.fabric.wrapper(Endpoint::Slave(k)), &args, false)?;
         }
         self.wait_ready().await
     }
 
-    /// `nodes master|backup` for node `i`: its peer is reached through `peer[1 - i]`.
+    /// `nodes master|backup` for node `i`: through proxies its peer is reached through
+    /// `peer[1 - i]`.
     fn node_args(&self, i: usize, replicas: u32) -> Vec<OsString> {
         let role = NODE_NAMES[i];
         let peer_flag = if i == 0 { "--backup" } else { "--master" };
         let mut args: Vec<OsString> =
             [role, "--id", role, "--listen", &self.node_addrs[i], peer_flag].iter().map(OsString::from).collect();
-        args.push(self.peer[1 - i].addr.to_string().into());
+        args.push(self.fabric.peer_addr(i).into());
         args.extend(["--data-dir".into(), self.data_dir.join(role).into_os_string()]);
         args.extend(["--replicas".into(), replicas.to_string().into()]);
         args.extend(NODE_FLAGS.iter().map(OsString::from));
@@ -152,11 +170,12 @@ impl Topology {
         args
     }
 
-    /// `nodes slave` for slave `k`: master and backup are reached through `slave[k]`.
+    /// `nodes slave` for slave `k`: through proxies master and backup are reached through
+    /// `slave[k]`.
     fn slave_args(&self, k: usize, name: &str) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["slave".into(), "--id".into(), name.into()];
-        args.extend(["--master".into(), self.slave[k][0].addr.to_string().into()]);
-        args.extend(["--backup".into(), self.slave[k][1].addr.to_string().into()]);
+        args.extend(["--master".into(), self.fabric.slave_target(k, 0).into()]);
+        args.extend(["--backup".into(), self.fabric.slave_target(k, 1).into()]);
         args.extend(["--data-dir".into(), self.data_dir.join(name).into_os_string()]);
         args.extend(SLAVE_FLAGS.iter().map(OsString::from));
         args.extend(self.secrets.iter().flat_map(|s| s.flags(name, false)));
@@ -212,10 +231,11 @@ impl Topology {
         })
     }
 
-    /// How workload clients reach the cluster: through the client proxies.
+    /// How workload clients reach the cluster: through the client proxies, or from the
+    /// clients' namespace.
     pub fn client_config(&self, request_timeout: Duration) -> ClientConfig {
         ClientConfig {
-            servers: self.client.iter().map(|p| p.addr.to_string()).collect(),
+            servers: self.fabric.client_addrs(),
             connect_timeout: Duration::from_secs(1),
             request_timeout,
             credentials: self.credentials.clone(),
@@ -251,44 +271,35 @@ impl Topology {
         names.into_iter().filter(|n| !self.launcher.is_running(n)).collect()
     }
 
-    /// Every link of node `i`: its clients, its slaves, and the peer link both ways.
-    pub fn links_of_node(&self, i: usize) -> Vec<&Proxy> {
-        let mut links = vec![&self.client[i], &self.peer[0], &self.peer[1]];
-        links.extend(self.slave.iter().map(|s| &s[i]));
-        links
+    /// A workload client (its connections cut as the clients' links are), with
+    /// [`Topology::client_config`].
+    pub async fn start_client(&self, request_timeout: Duration) -> Result<Client, HarnessError> {
+        self.fabric.start_client(self.client_config(request_timeout)).await
     }
 
-    /// Both directions of master <-> backup.
-    pub fn peer_links(&self) -> Vec<&Proxy> {
-        self.peer.iter().collect()
+    /// Cuts `links` for fault `id` (its only cut).
+    pub fn cut(&mut self, id: FaultId, links: BTreeSet<Link>, cut: Cut) -> Result<(), HarnessError> {
+        let changes = self.cuts.add(id, links, cut);
+        self.fabric.apply(&changes)
     }
 
-    /// Every slave's link to node `i`.
-    pub fn slave_links_to(&self, i: usize) -> Vec<&Proxy> {
-        self.slave.iter().map(|s| &s[i]).collect()
-    }
-
-    /// Slave `k`'s links to both nodes.
-    pub fn links_of_slave(&self, k: usize) -> Vec<&Proxy> {
-        self.slave.get(k).map(|s| s.iter().collect()).unwrap_or_default()
-    }
-
-    pub fn client_links(&self) -> Vec<&Proxy> {
-        self.client.iter().collect()
+    /// Heals fault `id`'s cut: opens the links no other fault cuts.
+    pub fn heal(&mut self, id: FaultId) -> Result<(), HarnessError> {
+        let changes = self.cuts.remove(id);
+        self.fabric.apply(&changes)
     }
 
     /// Opens every link.
-    pub fn heal_links(&self) {
-        for proxy in self.client.iter().chain(&self.peer).chain(self.slave.iter().flatten()) {
-            if proxy.state() != LinkState::Open {
-                proxy.set(LinkState::Open);
-            }
-        }
+    pub fn heal_links(&mut self) -> Result<(), HarnessError> {
+        let changes = self.cuts.clear();
+        self.fabric.apply(&changes)
     }
 
     /// Opens every link and continues every node (SIGCONT to a running node is harmless).
     pub fn heal_all(&mut self) {
-        self.heal_links();
+        if let Err(err) = self.heal_links() {
+            tracing::warn!(%err, "cannot open every link");
+        }
         for name in NODE_NAMES.iter().map(|n| n.to_string()).chain(self.slaves.clone()) {
             let _ = self.resume(&name);
         }
@@ -302,6 +313,12 @@ impl Topology {
     pub async fn stop_nodes(&mut self) {
         self.heal_all();
         self.launcher.stop_all().await;
+    }
+
+    /// Tears down the network (the namespaces, with `--net namespaces`), after
+    /// [`Topology::stop_nodes`]; dropping the topology does it too.
+    pub fn remove_network(&mut self) {
+        self.fabric.remove();
     }
 
     /// Removes the nodes' data directories (after [`Topology::stop_nodes`]).
