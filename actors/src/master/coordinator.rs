@@ -160,11 +160,13 @@ pub struct InventoryDone {
     pub ok: bool,
 }
 
-/// A slave refused a request because it accepted `epoch`, newer than this master's.
+/// A slave refused a request because it accepted `epoch`, newer than this master's, or
+/// promised this master's epoch to another node (`holder`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Deposed {
     pub epoch: Epoch,
+    pub holder: Option<NodeId>,
     pub slave: NodeId,
 }
 
@@ -190,7 +192,15 @@ pub struct ReadInventory {
     pub epoch: Epoch,
 }
 
-/// From the node: serve in `epoch`.
+/// From the node: the takeover's reads are complete. Adopt what they found (appending what
+/// the log lacks) and then append the record of `epoch` after it; answer once it is durable.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Prepare {
+    pub epoch: Epoch,
+}
+
+/// From the node: serve in `epoch` (prepared and recorded).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Serve {
@@ -262,8 +272,9 @@ pub struct CoordinatorActor {
     standby: Option<(NodeId, Lsn)>,
     /// Stopped serving for good, and why.
     stopped: Option<String>,
-    /// Why the node does not serve yet, for `status`.
+    /// Why the node does not serve yet, and the epoch it names meanwhile, for `status`.
     waiting: Option<String>,
+    role_epoch: Epoch,
     watchers: Vec<WatchSlaves>,
     aggregator_restarts: u64,
 }
@@ -294,30 +305,44 @@ impl CoordinatorActor {
             standby: None,
             stopped: None,
             waiting: Some("a candidate: not granted an epoch yet".to_string()),
+            role_epoch: Epoch(0),
             watchers: Vec::new(),
             aggregator_restarts: 0,
         }
     }
 
-    /// Serving begins: every key the takeover's reads found is adopted (the newest version
-    /// wins, and versions newer than the log's are logged), and only then are the connected
-    /// slaves' incarnations and joinings recorded (so a record naming a slave's incarnation
-    /// follows every write that slave may have lost). Then the held commands run.
-    fn start_serving(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
-        let Some(takeover) = self.takeover.take() else { return };
+    /// The takeover's reads are complete: every key they found is adopted (the newest version
+    /// wins, and versions newer than the log's are appended), on the slaves connected now.
+    fn adopt_found(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
+        let Some(takeover) = self.takeover.as_mut() else { return };
+        let found = std::mem::take(&mut takeover.found);
         self.core.serve(epoch);
-        self.waiting = None;
-        tracing::info!(%epoch, slaves = takeover.read.len(), keys = takeover.found.len(), "serving");
+        tracing::info!(%epoch, slaves = takeover.read.len(), keys = found.len(), "adopting what the takeover read");
         let joined: Vec<(NodeId, Incarnation, Version)> =
             self.slaves.iter().map(|(node, h)| (node.clone(), h.incarnation, h.max_version)).collect();
-        for (node, incarnation, max_version) in &joined {
-            self.core.slave_connected(node.clone(), *incarnation, *max_version);
+        for (node, incarnation, max_version) in joined {
+            self.core.slave_connected(node, incarnation, max_version);
         }
-        for (key, found) in takeover.found {
+        for (key, found) in found {
             let effects = self.core.adopt(key, found);
             self.run(effects, ctx);
         }
-        for (node, incarnation, _) in joined {
+    }
+
+    /// Serving begins. The connected slaves' incarnations and joinings are recorded only now,
+    /// after everything adopted, so a record naming a slave's incarnation follows every write
+    /// that slave may have lost. Then the held commands run.
+    fn start_serving(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
+        if self.takeover.take().is_none() {
+            return;
+        }
+        debug_assert_eq!(self.core.epoch(), epoch, "serving the epoch that was prepared");
+        self.waiting = None;
+        tracing::info!(%epoch, "serving");
+        let joined: Vec<(NodeId, Incarnation, Version)> =
+            self.slaves.iter().map(|(node, h)| (node.clone(), h.incarnation, h.max_version)).collect();
+        for (node, incarnation, max_version) in joined {
+            self.core.slave_connected(node.clone(), incarnation, max_version);
             let effects = self.core.record_incarnation(node, incarnation);
             self.run(effects, ctx);
         }
@@ -478,7 +503,7 @@ impl CoordinatorActor {
             } else {
                 ServerRole::Master
             },
-            epoch: self.core.epoch(),
+            epoch: if self.takeover.is_some() { self.role_epoch } else { self.core.epoch() },
             replicas: self.core.replicas() as u32,
             keys: map.keys,
             values: map.values,
@@ -613,7 +638,10 @@ impl Handler<Deposed> for CoordinatorActor {
     /// Whether a newer epoch deposes this node is the role core's decision.
     fn handle(&mut self, msg: Deposed, _ctx: &mut Context<Self>) {
         let source = format!("slave {}", msg.slave);
-        self.node.do_send(RoleUpdate::NewerEpoch { epoch: msg.epoch, source });
+        match msg.holder {
+            None => self.node.do_send(RoleUpdate::NewerEpoch { epoch: msg.epoch, source }),
+            Some(holder) => self.node.do_send(RoleUpdate::Fenced { epoch: msg.epoch, holder, source }),
+        }
     }
 }
 
@@ -657,6 +685,26 @@ impl Handler<ReadInventory> for CoordinatorActor {
     }
 }
 
+impl Handler<Prepare> for CoordinatorActor {
+    type Result = actix::ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, msg: Prepare, ctx: &mut Context<Self>) -> Self::Result {
+        self.adopt_found(msg.epoch, ctx);
+        // Through the same log writer, after every record adoption appended.
+        let entry = LogEntry::Epoch { epoch: msg.epoch, master: self.config.node.clone() };
+        let record = self.wal.send(AppendDurable(entry));
+        Box::pin(record.into_actor(self).map(|result, act, ctx| match result {
+            Ok(Ok(lsn)) => {
+                let effects = act.core.resume_joinings(lsn);
+                act.run(effects, ctx);
+                Ok(())
+            }
+            Ok(Err(err)) => Err(err),
+            Err(err) => Err(err.to_string()),
+        }))
+    }
+}
+
 impl Handler<Serve> for CoordinatorActor {
     type Result = ();
 
@@ -673,6 +721,7 @@ impl Handler<RoleState> for CoordinatorActor {
     fn handle(&mut self, msg: RoleState, _ctx: &mut Context<Self>) {
         if self.takeover.is_some() {
             self.waiting = msg.waiting;
+            self.role_epoch = msg.epoch;
         }
     }
 }

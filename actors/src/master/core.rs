@@ -315,6 +315,17 @@ impl<T> Coordinator<T> {
         self.activate()
     }
 
+    /// Joinings the log recorded but never put in force (the master stopped first) take effect
+    /// once the standby holds the log up to `lsn` (a record after them).
+    pub fn resume_joinings(&mut self, lsn: Lsn) -> Vec<Effect<T>> {
+        let inactive: Vec<NodeId> =
+            self.membership.iter().filter(|(_, m)| !m.active).map(|(node, _)| node.clone()).collect();
+        for node in inactive {
+            self.joining.entry(node).or_insert(Some(lsn));
+        }
+        self.activate()
+    }
+
     /// The standby holds every record up to `lsn`.
     pub fn standby_acked(&mut self, lsn: Lsn) -> Vec<Effect<T>> {
         self.standby_acked = self.standby_acked.max(lsn);
@@ -580,7 +591,9 @@ impl<T> Coordinator<T> {
     /// short sets, and lists members to refill and keys to place.
     fn scan(&mut self) {
         self.chores.clear();
-        let keys: Vec<Key> = self.keys.keys().cloned().collect();
+        // In key order, so that a seed gives the same chores (and placements) every time.
+        let mut keys: Vec<Key> = self.keys.keys().cloned().collect();
+        keys.sort_unstable();
         for key in keys {
             self.tend(&key);
         }
@@ -648,8 +661,19 @@ impl<T> Coordinator<T> {
         })
     }
 
+    /// Plans the commands that waited for `key`, in order. One that starts a seeding (a read
+    /// that must first fill forgetful replicas) makes the rest wait for it again.
     fn run_waiting(&mut self, key: Key, waiting: Vec<(Op, T)>) -> Vec<Effect<T>> {
-        waiting.into_iter().map(|(op, token)| self.plan(key.clone(), op, token)).collect()
+        let mut effects = Vec::new();
+        let mut rest = waiting.into_iter();
+        while let Some((op, token)) = rest.next() {
+            effects.push(self.plan(key.clone(), op, token));
+            if let Some(queue) = self.pending.get_mut(&key) {
+                queue.extend(rest);
+                break;
+            }
+        }
+        effects
     }
 
     fn plan(&mut self, key: Key, op: Op, token: T) -> Effect<T> {

@@ -185,8 +185,15 @@ impl StreamHandler<Result<ToServer, NetError>> for SlaveProxy {
         self.last_heard = Instant::now();
         match frame {
             Ok(ToServer::SlaveResponse { id, result }) => {
-                if let Err(WireError::StaleEpoch { current, .. }) = &result {
-                    self.coordinator.do_send(Deposed { epoch: *current, slave: self.node.clone() });
+                match &result {
+                    Err(WireError::StaleEpoch { current, .. }) => {
+                        self.coordinator.do_send(Deposed { epoch: *current, holder: None, slave: self.node.clone() })
+                    }
+                    Err(WireError::Fenced { epoch, holder }) => {
+                        let holder = Some(holder.clone());
+                        self.coordinator.do_send(Deposed { epoch: *epoch, holder, slave: self.node.clone() })
+                    }
+                    Ok(_) | Err(_) => {}
                 }
                 self.handle_response(id, result, ctx)
             }

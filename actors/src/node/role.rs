@@ -20,11 +20,9 @@ use super::promise_request::PromiseRequest;
 use super::standby::{standby_wal, Standby};
 use super::Exit;
 use crate::dial::dial;
-use crate::master::coordinator::{CoordinatorActor, ReadInventory, Serve, StopServing};
+use crate::master::coordinator::{CoordinatorActor, Prepare, ReadInventory, Serve, StopServing};
 use crate::master::slave_proxy::SlaveProxy;
-use crate::master::wal_writer::{
-    AppendDurable, LogEntry, LogFailed, ShipFromNowOn, SnapshotsFrom, WalWriter, WatchFailure,
-};
+use crate::master::wal_writer::{LogFailed, ShipFromNowOn, SnapshotsFrom, WalWriter, WatchFailure};
 use crate::master::MasterConfig;
 use crate::role::membership::Membership;
 use crate::role::{Admission, Effect, Event, LogFacts, PeerView, PromiseAnswer, Role, RoleConfig, RoleCore};
@@ -55,6 +53,11 @@ pub enum RoleUpdate {
         epoch: Epoch,
         source: String,
     },
+    Fenced {
+        epoch: Epoch,
+        holder: NodeId,
+        source: String,
+    },
     Promise {
         node: NodeId,
         asked: Epoch,
@@ -80,6 +83,8 @@ pub enum RoleUpdate {
 #[rtype(result = "()")]
 pub struct RoleState {
     pub waiting: Option<String>,
+    /// The epoch the node's welcome names (its log's newest, while it campaigns).
+    pub epoch: Epoch,
 }
 
 /// Where the recovered state and the log writer are until a role takes them.
@@ -147,7 +152,7 @@ impl NodeActor {
                 (None, _) => {}
             }
             if let Some(coordinator) = &self.coordinator {
-                coordinator.do_send(RoleState { waiting: waiting.clone() });
+                coordinator.do_send(RoleState { waiting: waiting.clone(), epoch: self.core.view().1 });
             }
             self.said = waiting;
         }
@@ -166,16 +171,11 @@ impl NodeActor {
                 None => self.step(Event::Promise { node, asked: epoch, answer: None }, ctx),
             },
             Effect::RecordEpoch { epoch } => {
-                let Some(wal) = self.store.wal.clone() else {
-                    return self.step(Event::EpochRecorded { epoch, result: Err("no log".into()) }, ctx);
+                let Some(coordinator) = self.coordinator.clone() else {
+                    return self.step(Event::EpochRecorded { epoch, result: Err("no coordinator".into()) }, ctx);
                 };
-                let entry = LogEntry::Epoch { epoch, master: self.config.node.clone() };
-                ctx.spawn(wal.send(AppendDurable(entry)).into_actor(self).map(move |result, act, ctx| {
-                    let result = match result {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(err)) => Err(err),
-                        Err(err) => Err(err.to_string()),
-                    };
+                ctx.spawn(coordinator.send(Prepare { epoch }).into_actor(self).map(move |result, act, ctx| {
+                    let result = result.unwrap_or_else(|err| Err(err.to_string()));
                     act.step(Event::EpochRecorded { epoch, result }, ctx);
                 }));
             }
@@ -340,6 +340,7 @@ impl Handler<RoleUpdate> for NodeActor {
             }
             RoleUpdate::InventoryRead { node, incarnation, ok } => Event::InventoryRead { node, incarnation, ok },
             RoleUpdate::NewerEpoch { epoch, source } => Event::NewerEpoch { epoch, source },
+            RoleUpdate::Fenced { epoch, holder, source } => Event::Fenced { epoch, holder, source },
             RoleUpdate::Promise { node, asked, answer } => Event::Promise { node, asked, answer },
             RoleUpdate::Followed { master, redis, epoch, last_lsn } => {
                 self.master = Some(master);

@@ -145,6 +145,14 @@ pub enum Event {
         epoch: Epoch,
         source: String,
     },
+    /// A slave (`source`) refused this node's request in `epoch`: it promised that epoch to
+    /// `holder` (a candidate that lost), and will refuse this node for as long as it serves in
+    /// `epoch`.
+    Fenced {
+        epoch: Epoch,
+        holder: NodeId,
+        source: String,
+    },
     /// The log can no longer be written.
     LogFailed {
         reason: String,
@@ -162,7 +170,8 @@ pub enum Effect {
     Campaign,
     /// Ask `node` to promise `epoch`; answer with [`Event::Promise`].
     AskPromise { node: NodeId, epoch: Epoch },
-    /// Append `Epoch { epoch, master: me }` durably; answer with [`Event::EpochRecorded`].
+    /// Adopt what the inventories held (appending what the log lacks), then append
+    /// `Epoch { epoch, master: me }` after it, durably; answer with [`Event::EpochRecorded`].
     RecordEpoch { epoch: Epoch },
     /// Read `node`'s whole inventory with requests in `epoch`; answer with
     /// [`Event::InventoryRead`].
@@ -207,10 +216,12 @@ pub struct Following;
 pub enum Stage {
     /// Gathering promises.
     Asking,
-    /// Granted; the epoch record is being written.
-    Recording,
-    /// Recorded; reading intact members.
+    /// Granted; reading intact members for what the log may lack.
     Reading,
+    /// Everything read is adopted into the log; the epoch record is being written after it.
+    /// An `Epoch` record is therefore the mark of a complete takeover, which is what lets a
+    /// later candidate trust its own log.
+    Recording,
 }
 
 /// A slave the candidate has met.
@@ -368,12 +379,17 @@ impl RoleCore {
         self.known = self.known.max(epoch);
     }
 
-    /// The peer's log is newer than ours (or as new, and it wins ties).
-    fn peer_is_ahead(&self, peer: &PeerView) -> bool {
-        let ours = (self.facts.highest_epoch, self.facts.last_lsn);
-        match (peer.epoch, peer.last_lsn).cmp(&ours) {
+    /// The peer's log is newer than `ours` (or as new, and the peer wins the tie).
+    fn peer_is_ahead(&self, peer: &PeerView, ours: &LogFacts) -> bool {
+        match (peer.epoch, peer.last_lsn).cmp(&(ours.highest_epoch, ours.last_lsn)) {
             std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Equal => !self.config.prefer_master,
+            // Two logs this long in the same epoch are one log (a standby's is a prefix of its
+            // master's). The node its newest epoch was granted to can prove it complete (see
+            // `Campaign::log_complete`), the other cannot: that one gives way.
+            std::cmp::Ordering::Equal => match &ours.newest_grant {
+                Some((_, Some(master))) => master != &self.config.me,
+                Some((_, None)) | None => !self.config.prefer_master,
+            },
             std::cmp::Ordering::Less => false,
         }
     }
@@ -386,7 +402,9 @@ impl RoleCore {
                 self.learn(peer.epoch);
                 match peer.role {
                     ServerRole::Master => self.become_follower(),
-                    ServerRole::Standby | ServerRole::Candidate if self.peer_is_ahead(&peer) => self.become_follower(),
+                    ServerRole::Standby | ServerRole::Candidate if self.peer_is_ahead(&peer, &self.facts) => {
+                        self.become_follower()
+                    }
                     ServerRole::Standby | ServerRole::Candidate => self.become_candidate(),
                 }
             }
@@ -395,7 +413,7 @@ impl RoleCore {
             // other waits as a standby (and campaigns if no master appears).
             Event::Peer(None) if self.config.prefer_master => self.become_candidate(),
             Event::Peer(None) => self.become_follower(),
-            Event::NewerEpoch { epoch, .. } | Event::Followed { epoch, .. } => {
+            Event::NewerEpoch { epoch, .. } | Event::Followed { epoch, .. } | Event::Fenced { epoch, .. } => {
                 self.learn(epoch);
                 (Role::Deciding(d), Vec::new())
             }
@@ -415,7 +433,7 @@ impl RoleCore {
                 self.learn(self.facts.highest_epoch);
                 self.become_candidate()
             }
-            Event::NewerEpoch { epoch, .. } => {
+            Event::NewerEpoch { epoch, .. } | Event::Fenced { epoch, .. } => {
                 self.learn(epoch);
                 (Role::Following(f), Vec::new())
             }
@@ -455,8 +473,7 @@ impl RoleCore {
                         c.promised.insert(node, answer.served);
                     }
                     if c.granted(self.config.replicas) {
-                        c.stage = Stage::Recording;
-                        effects.push(Effect::RecordEpoch { epoch: c.epoch });
+                        c.after_grant(&self.config, &mut effects);
                     }
                 }
                 Some(answer) => {
@@ -476,14 +493,7 @@ impl RoleCore {
             },
             Event::Promise { .. } => {}
             Event::EpochRecorded { epoch, result } if epoch == c.epoch && c.stage == Stage::Recording => match result {
-                Ok(()) if c.log_complete(&self.config.me) => return self.become_leader(c.epoch),
-                Ok(()) => {
-                    c.stage = Stage::Reading;
-                    c.read_more(&mut effects);
-                    if c.read_covers(self.config.replicas) {
-                        return self.become_leader(c.epoch);
-                    }
-                }
+                Ok(()) => return self.become_leader(c.epoch),
                 Err(reason) => return self.become_failed(format!("cannot record epoch {epoch}: {reason}")),
             },
             Event::EpochRecorded { .. } => {}
@@ -492,7 +502,8 @@ impl RoleCore {
                 if ok && c.stage == Stage::Reading && c.intact(&node, incarnation) {
                     c.read.insert(node);
                     if c.read_covers(self.config.replicas) {
-                        return self.become_leader(c.epoch);
+                        c.stage = Stage::Recording;
+                        effects.push(Effect::RecordEpoch { epoch: c.epoch });
                     }
                 }
             }
@@ -500,13 +511,27 @@ impl RoleCore {
                 self.learn(peer.epoch);
                 let abandon = match peer.role {
                     ServerRole::Master => Some("the peer serves as master"),
-                    ServerRole::Candidate if self.peer_is_ahead(&peer) => {
+                    ServerRole::Candidate if self.peer_is_ahead(&peer, &c.facts) => {
                         Some("the peer campaigns too, with a newer log")
                     }
                     ServerRole::Candidate | ServerRole::Standby => None,
                 };
                 if let Some(reason) = abandon {
                     return self.become_stopped(format!("{reason}; following it"), false);
+                }
+            }
+            // Granted but unable to read enough intact slaves: a peer whose log is ahead of the
+            // one this campaign started from may hold what the slaves forgot; make way for it.
+            // (A master at an older epoch is deposed by this grant, but its log may hold the
+            // writes that the slaves forgot: it steps down when a slave that promised this epoch
+            // reaches it, and then campaigns with the complete log.)
+            Event::Peer(Some(peer)) if c.stage == Stage::Reading => {
+                self.learn(peer.epoch);
+                if self.peer_is_ahead(&peer, &c.facts) {
+                    return self.become_stopped(
+                        "the peer's log is ahead and this takeover cannot read enough slaves".into(),
+                        false,
+                    );
                 }
             }
             Event::Peer(_) | Event::Followed { .. } => {}
@@ -521,6 +546,14 @@ impl RoleCore {
                     Stage::Recording | Stage::Reading => {}
                 }
             }
+            Event::Fenced { epoch, holder, source } if epoch == c.epoch && holder != self.config.me => match c.stage {
+                Stage::Asking => c.bump(epoch, &mut effects),
+                Stage::Reading | Stage::Recording => {
+                    let reason = format!("{source} promised epoch {epoch} to {holder}; campaigning again above it");
+                    return self.become_stopped(reason, false);
+                }
+            },
+            Event::Fenced { .. } => {}
             Event::LogFailed { reason } => return self.become_failed(reason),
             other => return self.unexpected(Role::Candidate(c), other),
         }
@@ -541,8 +574,15 @@ impl RoleCore {
                 self.learn(peer.epoch);
                 self.become_stopped(format!("the peer serves in epoch {}", peer.epoch), false)
             }
+            Event::Fenced { epoch, holder, source }
+                if epoch == l.epoch && holder != self.config.me && !crate::mutation::fencing_off() =>
+            {
+                let reason = format!("{source} promised epoch {epoch} to {holder}; campaigning again above it");
+                self.become_stopped(reason, false)
+            }
             Event::LogFailed { reason } => self.become_failed(reason),
             Event::NewerEpoch { .. }
+            | Event::Fenced { .. }
             | Event::Peer(_)
             | Event::SlaveArrived { .. }
             | Event::SlaveLeft { .. }
@@ -574,12 +614,12 @@ impl RoleCore {
             read: BTreeSet::new(),
         };
         let mut effects = vec![Effect::Campaign];
-        // With no members, nothing was ever written to a slave and no promise is needed.
-        if campaign.facts.members.granted(self.config.replicas, &BTreeSet::new()) {
-            let mut c = campaign;
-            c.stage = Stage::Recording;
-            effects.push(Effect::RecordEpoch { epoch });
-            return (Role::Candidate(c), effects);
+        // With no members there is no one to promise anything, and nothing was ever written to a
+        // slave: only the node started as master may begin such a cluster (so two nodes are never
+        // both granted an epoch); the other waits for it.
+        let mut campaign = campaign;
+        if campaign.facts.members.is_empty() && self.config.prefer_master {
+            campaign.after_grant(&self.config, &mut effects);
         }
         (Role::Candidate(campaign), effects)
     }
@@ -656,9 +696,24 @@ impl Campaign {
         }
     }
 
-    /// Whether this node's own log holds everything any master completed: it was granted the
-    /// newest epoch in which anything was served (a granting set meets every quorum that served),
-    /// or no member was ever active.
+    /// Granted: records the epoch at once if this node's own log is complete, or reads first.
+    fn after_grant(&mut self, config: &RoleConfig, effects: &mut Vec<Effect>) {
+        if self.log_complete(&config.me) {
+            self.stage = Stage::Recording;
+            effects.push(Effect::RecordEpoch { epoch: self.epoch });
+            return;
+        }
+        self.stage = Stage::Reading;
+        self.read_more(effects);
+        if self.read_covers(config.replicas) {
+            self.stage = Stage::Recording;
+            effects.push(Effect::RecordEpoch { epoch: self.epoch });
+        }
+    }
+
+    /// Whether this node's own log holds everything any master completed: its newest epoch
+    /// record is its own (written only after a complete takeover) and no newer epoch served
+    /// anything (a granting set meets every quorum that served), or no member was ever active.
     fn log_complete(&self, me: &NodeId) -> bool {
         if self.facts.members.active_count() == 0 {
             return true;
@@ -687,6 +742,11 @@ impl Campaign {
     fn explain(&self, config: &RoleConfig) -> String {
         let members = &self.facts.members;
         match self.stage {
+            Stage::Asking if members.is_empty() => format!(
+                "candidate for epoch {}: no slave has joined this cluster yet, and only the node started as master \
+                 may begin it",
+                self.epoch
+            ),
             Stage::Asking => {
                 let needed = members.promises_needed(config.replicas);
                 let mut text = format!(
@@ -710,7 +770,7 @@ impl Campaign {
                 }
                 text
             }
-            Stage::Recording => format!("granted epoch {}; recording it", self.epoch),
+            Stage::Recording => format!("granted epoch {}; adopting what was read and recording the epoch", self.epoch),
             Stage::Reading => {
                 let missing = members.reads_missing(config.replicas, &self.read);
                 let mut text = format!(

@@ -100,10 +100,10 @@ fn a_takeover_waits_for_promises_from_the_recorded_membership_not_the_connected_
     assert!(why.contains("1 of the 2 promises") && why.contains("not connected: b, c"), "{why}");
     // A second member's promise grants the epoch; the log (a standby's) must be read past.
     assert_eq!(core.step(arrive("b", 1, 4)), vec![ask("b", 5)]);
-    assert_eq!(core.step(grant("b", 5, 4, "backup")), vec![Effect::RecordEpoch { epoch: Epoch(5) }]);
-    assert_eq!(core.step(recorded(5)), vec![read("a", 5), read("b", 5)]);
+    assert_eq!(core.step(grant("b", 5, 4, "backup")), vec![read("a", 5), read("b", 5)]);
     assert_eq!(core.step(inventory("a", 1)), vec![]);
-    assert_eq!(core.step(inventory("b", 1)), vec![Effect::Serve { epoch: Epoch(5) }]);
+    assert_eq!(core.step(inventory("b", 1)), vec![Effect::RecordEpoch { epoch: Epoch(5) }]);
+    assert_eq!(core.step(recorded(5)), vec![Effect::Serve { epoch: Epoch(5) }]);
 }
 
 #[test]
@@ -125,13 +125,13 @@ fn a_slave_restarted_empty_fences_but_does_not_count_as_a_read() {
     core.step(arrive("a", 9, 4));
     core.step(arrive("b", 1, 4));
     core.step(grant("a", 5, 4, "backup"));
-    assert_eq!(core.step(grant("b", 5, 4, "backup")), vec![Effect::RecordEpoch { epoch: Epoch(5) }]);
-    assert_eq!(core.step(recorded(5)), vec![read("b", 5)], "a's empty memory is not read");
+    assert_eq!(core.step(grant("b", 5, 4, "backup")), vec![read("b", 5)], "a's empty memory is not read");
     assert_eq!(core.step(inventory("b", 1)), vec![]);
     let why = core.waiting().unwrap();
     assert!(why.contains("1 more intact") && why.contains("restarted since the log last named them: a"), "{why}");
     assert_eq!(core.step(arrive("c", 1, 4)), vec![read("c", 5)]);
-    assert_eq!(core.step(inventory("c", 1)), vec![Effect::Serve { epoch: Epoch(5) }]);
+    assert_eq!(core.step(inventory("c", 1)), vec![Effect::RecordEpoch { epoch: Epoch(5) }]);
+    assert_eq!(core.step(recorded(5)), vec![Effect::Serve { epoch: Epoch(5) }]);
 }
 
 #[test]
@@ -145,10 +145,9 @@ fn a_slave_whose_new_incarnation_is_recorded_counts_as_read() {
     core.step(arrive("a", 9, 4));
     core.step(arrive("b", 1, 4));
     core.step(grant("a", 5, 4, "backup"));
-    core.step(grant("b", 5, 4, "backup"));
-    assert_eq!(core.step(recorded(5)), vec![read("a", 5), read("b", 5)]);
+    assert_eq!(core.step(grant("b", 5, 4, "backup")), vec![read("a", 5), read("b", 5)]);
     core.step(inventory("a", 9));
-    assert_eq!(core.step(inventory("b", 1)), vec![Effect::Serve { epoch: Epoch(5) }]);
+    assert_eq!(core.step(inventory("b", 1)), vec![Effect::RecordEpoch { epoch: Epoch(5) }]);
 }
 
 #[test]
@@ -171,8 +170,19 @@ fn a_master_that_missed_a_newer_served_epoch_reads_before_serving() {
     assert_eq!(core.step(refuse("a", 5, 5, "backup")), vec![ask("a", 6)]);
     assert_eq!(core.step(arrive("b", 1, 5)), vec![ask("b", 6)]);
     core.step(grant("a", 6, 5, "master"));
-    core.step(grant("b", 6, 5, "master"));
-    assert_eq!(core.step(recorded(6)), vec![read("a", 6), read("b", 6)]);
+    assert_eq!(core.step(grant("b", 6, 5, "master")), vec![read("a", 6), read("b", 6)]);
+}
+
+#[test]
+fn a_granted_epoch_whose_reads_never_finished_does_not_make_a_log_complete() {
+    // This node was granted epoch 6 after the peer served epoch 5, but crashed before its
+    // reads finished: its log has no record of epoch 6, so the next campaign reads too.
+    let mut core = core("master", false, true, facts(4, "master"));
+    core.step(Event::Start);
+    core.step(arrive("a", 1, 6));
+    core.step(arrive("b", 1, 6));
+    core.step(grant("a", 7, 5, "master"));
+    assert_eq!(core.step(grant("b", 7, 5, "master")), vec![read("a", 7), read("b", 7)]);
 }
 
 #[test]
@@ -257,14 +267,14 @@ fn a_partition_that_heals_mid_takeover_lets_the_read_finish() {
     core.step(arrive("a", 1, 4));
     core.step(arrive("b", 1, 4));
     core.step(grant("a", 5, 4, "backup"));
-    core.step(grant("b", 5, 4, "backup"));
-    assert_eq!(core.step(recorded(5)), vec![read("a", 5), read("b", 5)]);
+    assert_eq!(core.step(grant("b", 5, 4, "backup")), vec![read("a", 5), read("b", 5)]);
     core.step(inventory("a", 1));
     core.step(Event::SlaveLeft { node: node("b") });
     core.step(Event::InventoryRead { node: node("b"), incarnation: Incarnation(1), ok: false });
     assert_eq!(core.serving(), None);
     assert_eq!(core.step(arrive("b", 1, 5)), vec![read("b", 5)]);
-    assert_eq!(core.step(inventory("b", 1)), vec![Effect::Serve { epoch: Epoch(5) }]);
+    assert_eq!(core.step(inventory("b", 1)), vec![Effect::RecordEpoch { epoch: Epoch(5) }]);
+    assert_eq!(core.step(recorded(5)), vec![Effect::Serve { epoch: Epoch(5) }]);
 }
 
 #[test]
@@ -306,19 +316,21 @@ fn an_epoch_that_cannot_be_recorded_is_not_served() {
 
 #[test]
 fn at_start_a_node_follows_a_serving_or_newer_peer_and_campaigns_otherwise() {
+    // (answer, prefer_master, whom the newest epoch was granted to, expected)
     let cases = [
-        (peer(ServerRole::Master, 2, 10), false, vec![Effect::Follow]),
-        (peer(ServerRole::Standby, 9, 10), true, vec![Effect::Follow]),
-        (peer(ServerRole::Standby, 4, 99), true, vec![Effect::Campaign]),
-        (peer(ServerRole::Standby, 4, 100), true, vec![Effect::Campaign]),
-        (peer(ServerRole::Standby, 4, 100), false, vec![Effect::Follow]),
-        (Event::Peer(None), false, vec![Effect::Follow]),
-        (Event::Peer(None), true, vec![Effect::Campaign]),
+        (peer(ServerRole::Master, 2, 10), false, "n", vec![Effect::Follow]),
+        (peer(ServerRole::Standby, 9, 10), true, "n", vec![Effect::Follow]),
+        (peer(ServerRole::Standby, 4, 99), true, "n", vec![Effect::Campaign]),
+        // One log: the node it was granted to wins, whichever was started as master.
+        (peer(ServerRole::Standby, 4, 100), false, "n", vec![Effect::Campaign]),
+        (peer(ServerRole::Standby, 4, 100), true, "other", vec![Effect::Follow]),
+        (Event::Peer(None), false, "n", vec![Effect::Follow]),
+        (Event::Peer(None), true, "n", vec![Effect::Campaign]),
     ];
-    for (answer, prefer_master, expected) in cases {
-        let mut core = core("n", true, prefer_master, facts(4, "n"));
+    for (answer, prefer_master, granted_to, expected) in cases {
+        let mut core = core("n", true, prefer_master, facts(4, granted_to));
         core.step(Event::Start);
-        assert_eq!(core.step(answer.clone()), expected, "{answer:?}, prefer_master {prefer_master}");
+        assert_eq!(core.step(answer.clone()), expected, "{answer:?}, prefer_master {prefer_master}, {granted_to}");
     }
 }
 
@@ -340,4 +352,30 @@ fn the_listener_admits_by_role() {
     assert_eq!(master.admit(&diverged).0, Admission::Backup { from: Lsn(0) });
     let peer_hello = PeerRole::Peer { id: node("b"), epoch: Epoch(1), last_lsn: Lsn(3) };
     assert_eq!(master.admit(&peer_hello), (Admission::Peer, vec![]));
+}
+
+#[test]
+fn only_the_node_started_as_master_begins_a_cluster_without_slaves() {
+    let mut backup = core("b", true, false, LogFacts::default());
+    backup.step(Event::Start);
+    backup.step(Event::Peer(None));
+    assert_eq!(backup.step(Event::MasterSilent { facts: LogFacts::default() }), vec![Effect::Campaign]);
+    assert_eq!(backup.serving(), None);
+    assert!(backup.waiting().unwrap().contains("no slave has joined"));
+    let mut master = core("m", true, true, LogFacts::default());
+    master.step(Event::Start);
+    assert_eq!(master.step(Event::Peer(None)), vec![Effect::Campaign, Effect::RecordEpoch { epoch: Epoch(1) }]);
+}
+
+#[test]
+fn a_master_fenced_by_a_losing_candidates_promise_campaigns_again() {
+    let mut core = core("master", false, true, facts(4, "master"));
+    core.step(Event::Start);
+    core.step(arrive("a", 1, 4));
+    core.step(arrive("b", 1, 4));
+    core.step(grant("a", 5, 4, "master"));
+    core.step(grant("b", 5, 4, "master"));
+    core.step(recorded(5));
+    let fenced = Event::Fenced { epoch: Epoch(5), holder: node("backup"), source: "slave c".into() };
+    assert!(stepped_down(&core.step(fenced)), "c refuses this master for as long as it serves epoch 5");
 }

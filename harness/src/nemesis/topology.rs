@@ -218,7 +218,7 @@ impl Topology {
 
     /// True when `status` shows every slave joined and a standby following.
     pub fn is_whole(&self, status: &StatusReport) -> bool {
-        status.slaves.len() >= self.slaves.len() && status.standby.is_some()
+        status.role == net::ServerRole::Master && status.slaves.len() >= self.slaves.len() && status.standby.is_some()
     }
 
     /// A client that reaches the nodes directly, for the harness's own requests.
@@ -336,8 +336,12 @@ pub fn node_index(name: &str) -> Option<usize> {
 
 /// One line about a cluster that is not whole yet.
 pub fn describe(status: &StatusReport, want: usize) -> String {
+    let serves = match status.role {
+        net::ServerRole::Master => "serves",
+        net::ServerRole::Candidate | net::ServerRole::Standby => "does not serve yet",
+    };
     format!(
-        "{} serves at epoch {} with {} of {want} slaves and {}",
+        "{} {serves} at epoch {} with {} of {want} slaves and {}",
         status.node,
         status.epoch,
         status.slaves.len(),

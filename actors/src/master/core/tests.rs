@@ -377,3 +377,29 @@ fn a_read_raises_the_masters_copy_to_its_winner() {
     let [Effect::Refill { plan }] = effects.as_slice() else { panic!("{effects:?}") };
     assert_eq!(plan.entry, newer);
 }
+
+#[test]
+fn commands_waiting_behind_a_seeding_read_keep_waiting_for_it() {
+    let mut core = cluster();
+    mapped(&mut core, "k");
+    write_plan(core.submit(key("k"), Op::Put(value("v")), 1));
+    for name in ["a", "b", "c"] {
+        core.slave_joined(node(name), Incarnation(2), Version::ZERO);
+    }
+    // The first read must fill the forgetful replicas first; the others wait behind it.
+    assert!(matches!(core.submit(key("k"), Op::Get, 2).as_slice(), [Effect::Seed { .. }]));
+    assert!(core.submit(key("k"), Op::Get, 3).is_empty());
+    assert!(core.submit(key("k"), Op::Put(value("w")), 4).is_empty());
+    for name in ["a", "b"] {
+        core.revalidate(&key("k"), &node(name), Incarnation(2));
+    }
+    let effects = core.seeded(key("k"), true);
+    let tokens: Vec<u32> = effects
+        .iter()
+        .map(|e| match e {
+            Effect::Read { token, .. } | Effect::Write { token, .. } => *token,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(tokens, vec![2, 3, 4], "every waiting command runs, in order, once");
+}
