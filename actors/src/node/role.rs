@@ -306,10 +306,10 @@ impl NodeActor {
     }
 
     /// As master or candidate, asks the peer what it is now and then: a peer serving in a newer
-    /// epoch took over while this node was cut off or paused.
+    /// epoch took over while this node was cut off or paused; a peer whose log is ahead may be
+    /// the one to serve.
     fn check_peer(&mut self, ctx: &mut Context<Self>) {
-        let asking = matches!(self.core.role(), Role::Leader(_))
-            || matches!(self.core.role(), Role::Candidate(c) if c.stage == crate::role::Stage::Asking);
+        let asking = matches!(self.core.role(), Role::Leader(_) | Role::Candidate(_));
         if asking && self.config.peer.is_some() {
             self.ask_peer(ctx);
         }
