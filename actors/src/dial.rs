@@ -36,7 +36,10 @@ pub enum DialError {
     /// holds the cluster key, or runs without one; TLS verification failed either way. The
     /// server is alive; retrying will not help until the configuration changes.
     Untrusted(Error),
-    /// Anything else: refused connection, timeout, garbage.
+    /// Nothing listens at the address: the connection was refused (the process is gone, or
+    /// a firewall rejects it).
+    NoListener(Error),
+    /// Anything else: timeout, reset, garbage.
     Failed(Error),
 }
 
@@ -51,7 +54,7 @@ impl std::fmt::Display for DialError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DialError::Refused(err) => write!(f, "{err}"),
-            DialError::Untrusted(err) | DialError::Failed(err) => write!(f, "{err}"),
+            DialError::Untrusted(err) | DialError::NoListener(err) | DialError::Failed(err) => write!(f, "{err}"),
         }
     }
 }
@@ -71,7 +74,12 @@ pub async fn dial(
     let failed = |reason: String| DialError::Failed(Error::Connect { addr: addr.to_string(), reason });
     let untrusted = |reason: String| DialError::Untrusted(Error::Connect { addr: addr.to_string(), reason });
     let attempt = async {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| failed(e.to_string()))?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                DialError::NoListener(Error::Connect { addr: addr.to_string(), reason: e.to_string() })
+            }
+            _ => failed(e.to_string()),
+        })?;
         tcp.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
         let stream = match &credentials.tls {
             // rustls reports certificate and alert failures as InvalidData.

@@ -184,8 +184,17 @@ pub struct WalStats {
 pub struct Stats;
 
 enum Work {
-    Batch { bytes: Vec<u8>, last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord> },
-    Rotate { first: Lsn },
+    /// `poisoned`: the `wal-write-io-error` failpoint chose this batch to fail.
+    Batch {
+        bytes: Vec<u8>,
+        last: Lsn,
+        waiters: Vec<(Lsn, Notify)>,
+        records: Vec<LogRecord>,
+        poisoned: bool,
+    },
+    Rotate {
+        first: Lsn,
+    },
 }
 
 /// What the I/O thread is doing.
@@ -195,7 +204,7 @@ enum InIo {
 }
 
 enum IoCommand {
-    Write(Vec<u8>),
+    Write(Vec<u8>, bool),
     Rotate(PathBuf),
 }
 
@@ -308,13 +317,22 @@ impl WalWriter {
                 return refuse(notify, format!("shipped record {} does not follow {}", record.lsn().0, lsn.0 - 1))
             }
         };
+        // Fails the batch holding the chosen write (counted in writes, not batches, so a test
+        // can name the write whatever else the log appended first).
+        let chosen = || -> bool {
+            fail::fail_point!("wal-write-io-error", |_| true);
+            false
+        };
+        let poison = matches!(record, LogRecord::Write { .. }) && chosen();
         if !matches!(self.queue.back(), Some(Work::Batch { .. })) {
             let bytes = Vec::with_capacity(4096);
-            self.queue.push_back(Work::Batch { bytes, last: lsn, waiters: Vec::new(), records: Vec::new() });
+            let batch = Work::Batch { bytes, last: lsn, waiters: Vec::new(), records: Vec::new(), poisoned: false };
+            self.queue.push_back(batch);
         }
-        let Some(Work::Batch { bytes, last, waiters, records }) = self.queue.back_mut() else {
+        let Some(Work::Batch { bytes, last, waiters, records, poisoned }) = self.queue.back_mut() else {
             unreachable!("a batch was just pushed")
         };
+        *poisoned |= poison;
         if let Err(err) = format::encode(&record, bytes) {
             tracing::error!(%err, "cannot encode a log record");
             return refuse(notify, err.to_string());
@@ -337,10 +355,10 @@ impl WalWriter {
         }
         let Some(work) = self.queue.pop_front() else { return };
         let (command, doing) = match work {
-            Work::Batch { bytes, last, waiters, records } => {
+            Work::Batch { bytes, last, waiters, records, poisoned } => {
                 self.log_bytes += bytes.len() as u64;
                 let len = bytes.len() as u64;
-                (IoCommand::Write(bytes), InIo::Batch { last, waiters, records, len })
+                (IoCommand::Write(bytes, poisoned), InIo::Batch { last, waiters, records, len })
             }
             Work::Rotate { first } => {
                 let path = self.dir.segment_path(first);
@@ -609,8 +627,11 @@ impl Handler<Stats> for WalWriter {
 fn io_thread(mut file: File, sync: bool, rx: mpsc::Receiver<IoCommand>, actor: Addr<WalWriter>) {
     for command in rx {
         let result = match command {
-            IoCommand::Write(bytes) => {
+            IoCommand::Write(bytes, poisoned) => {
                 let injected = || -> std::io::Result<()> {
+                    if poisoned {
+                        return Err(std::io::Error::other("injected by the wal-write-io-error failpoint"));
+                    }
                     fail::fail_point!("wal-io-error", |_| Err(std::io::Error::other(
                         "injected by the wal-io-error failpoint"
                     )));

@@ -24,7 +24,7 @@ use net::{FromServer, LogRecord, Lsn, NetError, PeerRole, ServerRole, Ship, ToSe
 
 use super::role::{NodeActor, RoleUpdate};
 use super::Exit;
-use crate::dial::{dial, Dialed};
+use crate::dial::{dial, DialError, Dialed};
 use crate::master::wal_writer::{Append, Durable, LogEntry, Stop, WalConfig, WalWriter};
 use crate::master::MasterConfig;
 use crate::outbox::{frames, Outbox};
@@ -33,6 +33,11 @@ use crate::wal::{snapshot, DataDir, Recovered, Snapshot};
 
 /// A heartbeat tick this many intervals late means this process was stalled, not its master.
 const STALLED_TICKS: u32 = 3;
+
+/// After the master closes the connection, the standby dials it again this soon: if nothing
+/// listens there any more, its process is gone and the standby campaigns at once rather than
+/// waiting out `--failover-after-ms` (whether it may serve is still the slaves' decision).
+const REDIAL_AFTER_CLOSE: Duration = Duration::from_millis(100);
 
 /// A frame from connection `conn`, or its end.
 struct Incoming {
@@ -56,6 +61,8 @@ pub struct Standby {
     last_tick: Instant,
     incoming_snapshot: Option<Snapshot>,
     promoting: bool,
+    /// The master closed the connection and has not been reached since.
+    closed: bool,
     exit: Exit,
 }
 
@@ -85,6 +92,7 @@ impl Standby {
             last_tick: Instant::now(),
             incoming_snapshot: None,
             promoting: false,
+            closed: false,
             exit,
         }
     }
@@ -111,6 +119,10 @@ impl Standby {
                     }
                     Ok(_) => tracing::debug!(master = %act.master, "the peer is not serving as master yet"),
                     // The master answered: it is alive, and taking over would make two masters.
+                    Err(DialError::NoListener(err)) if act.closed => {
+                        let why = format!("the master closed the connection and its port refuses ({err})");
+                        act.take_over(&why, ctx);
+                    }
                     Err(err) if err.is_unauthorized() => {
                         act.last_heard = Instant::now();
                         tracing::error!(
@@ -131,6 +143,7 @@ impl Standby {
         self.conns += 1;
         let conn = self.conns;
         self.last_heard = Instant::now();
+        self.closed = false;
         let stream = frames(reader).map(move |f| Incoming { conn, frame: Some(f) });
         let end = futures_util::stream::once(async move { Incoming { conn, frame: None } });
         ctx.add_stream(stream.chain(end));
@@ -205,14 +218,21 @@ impl Standby {
         self.exit.now(1);
     }
 
+    /// The master closed the connection: dial it again shortly to tell a dead process from a
+    /// broken connection.
+    fn redial_soon(&mut self, ctx: &mut Context<Self>) {
+        self.closed = true;
+        ctx.run_later(REDIAL_AFTER_CLOSE, |act, ctx| act.connect(ctx));
+    }
+
     /// Hands the replayed state and the log writer to the node, which campaigns with them.
-    fn take_over(&mut self, ctx: &mut Context<Self>) {
+    fn take_over(&mut self, why: &str, ctx: &mut Context<Self>) {
         if self.promoting || self.incoming_snapshot.is_some() {
             return;
         }
         self.promoting = true;
         self.disconnect("taking over");
-        tracing::warn!(silent = ?self.last_heard.elapsed(), "the master is silent; campaigning to take over");
+        tracing::warn!(%why, silent = ?self.last_heard.elapsed(), "campaigning to take over");
         let facts = self.state.facts();
         let entries = std::mem::take(&mut self.state.entries);
         self.node.do_send(RoleUpdate::TakeOver { facts, entries, wal: self.wal.clone() });
@@ -258,7 +278,7 @@ impl Actor for Standby {
                 act.last_heard = Instant::now();
             }
             if act.last_heard.elapsed() >= act.config.failover_after {
-                return act.take_over(ctx);
+                return act.take_over("the master is silent", ctx);
             }
             match &act.conn {
                 Some((_, outbox)) => {
@@ -277,8 +297,14 @@ impl StreamHandler<Incoming> for Standby {
         }
         let frame = match msg.frame {
             Some(Ok(frame)) => frame,
-            Some(Err(err)) => return self.disconnect(&err.to_string()),
-            None => return self.disconnect("the master closed the connection"),
+            Some(Err(err)) => {
+                self.disconnect(&err.to_string());
+                return self.redial_soon(ctx);
+            }
+            None => {
+                self.disconnect("the master closed the connection");
+                return self.redial_soon(ctx);
+            }
         };
         self.last_heard = Instant::now();
         let result = match frame {
