@@ -11,12 +11,17 @@
 //!   read repair); `inventory.rs` reads a slave's whole inventory for a takeover;
 //!   `wal_writer.rs` appends to the write-ahead log with group commit; `quorum.rs` and
 //!   `placement.rs` hold the plain arithmetic.
-//! - `node/`: a master-capable process. `mod.rs` decides at start whether to serve or follow;
-//!   `role.rs` is the node actor that supervises the role (and starts the coordinator on
-//!   promotion); `standby.rs` follows the master's log and takes over when it falls silent.
+//! - `role/`: the role core, a plain state machine: which role a master-capable node plays,
+//!   and every decision about epochs, promises, takeover, deposition and admission (`mod.rs`,
+//!   with the invariant and why it holds); the recorded membership and the counts a takeover
+//!   needs (`membership.rs`); a slave's promise and its fencing check (`promise.rs`).
+//! - `node/`: a master-capable process. `mod.rs` recovers the data directory and starts the
+//!   listeners; `role.rs` is the node actor that carries out the role core's effects (and
+//!   starts the coordinator when the node campaigns); `standby.rs` follows the master's log
+//!   and hands its state over when the master falls silent; `promise_request.rs` asks one slave
+//!   for a promise.
 //! - `wal/`: the log on disk: the locked data directory, record framing, snapshots, recovery.
-//! - `slave/`: the slave's actors. `store.rs` holds the versioned data and the accepted
-//!   epoch; `link.rs` finds a master and reconnects with backoff; `session.rs` is the
+//! - `slave/`: the slave's actors. `store.rs` holds the versioned data and the promise; `link.rs` finds a master and reconnects with backoff; `session.rs` is the
 //!   connection actor for one master connection.
 //! - `resp/`: the Redis-protocol endpoint: decoding (the `redis-protocol` crate behind a
 //!   length guard), commands, replies, and the `RespSession` connection actor.

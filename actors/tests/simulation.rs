@@ -889,15 +889,7 @@ impl Sim {
                 max_version: slave.map.max_version(),
                 keys: slave.map.len() as u64,
             };
-            let Some(role) = self.nodes[i].role.as_mut() else { continue };
-            let (admission, effects) = role.admit(&hello);
-            let mut events = VecDeque::new();
-            for effect in effects {
-                self.role_effect(i, effect, &mut events);
-            }
-            for event in events {
-                self.role_step(i, event);
-            }
+            let Some(admission) = self.admit(i, &hello) else { continue };
             if admission != Admission::Slave || self.nodes[i].coord.is_none() {
                 continue;
             }
@@ -917,6 +909,19 @@ impl Sim {
             self.role_step(i, Event::SlaveArrived { node: id, incarnation, promised });
             return;
         }
+    }
+
+    /// Node `i`'s answer to a peer saying `hello`, with the effects that answer has.
+    fn admit(&mut self, i: usize, hello: &PeerRole) -> Option<Admission> {
+        let (admission, effects) = self.nodes[i].role.as_mut()?.admit(hello);
+        let mut events = VecDeque::new();
+        for effect in effects {
+            self.role_effect(i, effect, &mut events);
+        }
+        for event in events {
+            self.role_step(i, event);
+        }
+        Some(admission)
     }
 
     fn slave_handles(&mut self, k: usize, i: usize, conn: u64, id: u64, epoch: Epoch, op: SlaveOp) {
@@ -996,15 +1001,7 @@ impl Sim {
             epoch: facts.highest_epoch,
             next_lsn: Lsn(self.nodes[j].log.len() as u64 + 1),
         };
-        let Some(role) = self.nodes[i].role.as_mut() else { return };
-        let (admission, effects) = role.admit(&hello);
-        let mut events = VecDeque::new();
-        for effect in effects {
-            self.role_effect(i, effect, &mut events);
-        }
-        for event in events {
-            self.role_step(i, event);
-        }
+        let Some(admission) = self.admit(i, &hello) else { return };
         if !matches!(admission, Admission::Backup { .. }) || self.nodes[i].standby.is_some() {
             return;
         }

@@ -92,6 +92,9 @@ pub fn render_status(report: &StatusReport) -> String {
         report.keys,
         report.under_replicated
     );
+    if let Some(waiting) = &report.waiting {
+        out.push_str(&format!("not serving yet: {waiting}\n"));
+    }
     match &report.standby {
         Some(standby) => out.push_str(&format!(
             "standby {} (Standby), acknowledged LSN {}, lag {} records\n",
@@ -105,6 +108,15 @@ pub fn render_status(report: &StatusReport) -> String {
             "{:<16} {:<22} {:>10} {:>10}\n",
             slave.id, slave.addr, slave.keys_held, slave.keys_placed
         ));
+    }
+    // Members the table above lacks: away, or joining (not yet used by replica sets).
+    for member in report.members.iter().filter(|m| !report.slaves.iter().any(|s| s.id == m.id)) {
+        let state = match (member.live, member.active) {
+            (_, false) => "joining",
+            (true, true) => "connected",
+            (false, true) => "away",
+        };
+        out.push_str(&format!("{:<16} {:<22}\n", member.id, state));
     }
     out
 }

@@ -33,6 +33,7 @@ use super::write_aggregator::{Completion, WriteAggregator};
 use super::MasterConfig;
 use crate::node::role::{NodeActor, RoleState, RoleUpdate};
 use crate::role::membership::Membership;
+use crate::role::Event;
 
 /// How often the coordinator looks for background work even when nothing changed.
 const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -628,7 +629,7 @@ impl Handler<InventoryDone> for CoordinatorActor {
             }
             takeover.read.insert(node.clone());
         }
-        self.node.do_send(RoleUpdate::InventoryRead { node, incarnation, ok });
+        self.node.do_send(RoleUpdate::Event(Event::InventoryRead { node, incarnation, ok }));
     }
 }
 
@@ -639,8 +640,8 @@ impl Handler<Deposed> for CoordinatorActor {
     fn handle(&mut self, msg: Deposed, _ctx: &mut Context<Self>) {
         let source = format!("slave {}", msg.slave);
         match msg.holder {
-            None => self.node.do_send(RoleUpdate::NewerEpoch { epoch: msg.epoch, source }),
-            Some(holder) => self.node.do_send(RoleUpdate::Fenced { epoch: msg.epoch, holder, source }),
+            None => self.node.do_send(RoleUpdate::Event(Event::NewerEpoch { epoch: msg.epoch, source })),
+            Some(holder) => self.node.do_send(RoleUpdate::Event(Event::Fenced { epoch: msg.epoch, holder, source })),
         }
     }
 }
@@ -679,7 +680,7 @@ impl Handler<ReadInventory> for CoordinatorActor {
             }
             Some(_) | None => {
                 let incarnation = self.slaves.get(&node).map(|h| h.incarnation).unwrap_or_default();
-                self.node.do_send(RoleUpdate::InventoryRead { node, incarnation, ok: false });
+                self.node.do_send(RoleUpdate::Event(Event::InventoryRead { node, incarnation, ok: false }));
             }
         }
     }

@@ -9,7 +9,7 @@ use net::{Epoch, NodeId, SlaveOp, SlaveReply};
 
 use super::role::{NodeActor, RoleUpdate};
 use crate::master::slave_proxy::{Call, SlaveAnswer, SlaveProxy};
-use crate::role::PromiseAnswer;
+use crate::role::{Event, PromiseAnswer};
 
 pub struct PromiseRequest {
     node: NodeId,
@@ -34,7 +34,8 @@ impl PromiseRequest {
     fn report(&mut self, answer: Option<PromiseAnswer>, ctx: &mut Context<Self>) {
         if !self.answered {
             self.answered = true;
-            self.reply_to.do_send(RoleUpdate::Promise { node: self.node.clone(), asked: self.epoch, answer });
+            let event = Event::Promise { node: self.node.clone(), asked: self.epoch, answer };
+            self.reply_to.do_send(RoleUpdate::Event(event));
         }
         ctx.stop();
     }

@@ -25,16 +25,18 @@ use crate::master::slave_proxy::SlaveProxy;
 use crate::master::wal_writer::{LogFailed, ShipFromNowOn, SnapshotsFrom, WalWriter, WatchFailure};
 use crate::master::MasterConfig;
 use crate::role::membership::Membership;
-use crate::role::{Admission, Effect, Event, LogFacts, PeerView, PromiseAnswer, Role, RoleConfig, RoleCore};
+use crate::role::{Admission, Effect, Event, LogFacts, PeerView, Role, RoleConfig, RoleCore};
 use crate::wal::{DataDir, Recovered};
 
 /// One attempt to reach the peer takes at most this long.
 const PEER_DIAL: Duration = Duration::from_millis(500);
 
-/// What the coordinator, the standby and promise requests report.
+/// What the coordinator, the standby and promise requests report: role events as they are,
+/// and the few that carry what only the node actor keeps (a proxy, an address, a log writer).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum RoleUpdate {
+    Event(Event),
     SlaveArrived {
         node: NodeId,
         incarnation: Incarnation,
@@ -43,25 +45,6 @@ pub enum RoleUpdate {
     },
     SlaveLeft {
         node: NodeId,
-    },
-    InventoryRead {
-        node: NodeId,
-        incarnation: Incarnation,
-        ok: bool,
-    },
-    NewerEpoch {
-        epoch: Epoch,
-        source: String,
-    },
-    Fenced {
-        epoch: Epoch,
-        holder: NodeId,
-        source: String,
-    },
-    Promise {
-        node: NodeId,
-        asked: Epoch,
-        answer: Option<PromiseAnswer>,
     },
     /// The standby follows `master` (its address, and its Redis address) in `epoch`.
     Followed {
@@ -338,10 +321,7 @@ impl Handler<RoleUpdate> for NodeActor {
                 self.proxies.remove(&node);
                 Event::SlaveLeft { node }
             }
-            RoleUpdate::InventoryRead { node, incarnation, ok } => Event::InventoryRead { node, incarnation, ok },
-            RoleUpdate::NewerEpoch { epoch, source } => Event::NewerEpoch { epoch, source },
-            RoleUpdate::Fenced { epoch, holder, source } => Event::Fenced { epoch, holder, source },
-            RoleUpdate::Promise { node, asked, answer } => Event::Promise { node, asked, answer },
+            RoleUpdate::Event(event) => event,
             RoleUpdate::Followed { master, redis, epoch, last_lsn } => {
                 self.master = Some(master);
                 self.master_redis = redis;
