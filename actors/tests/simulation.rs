@@ -1253,7 +1253,12 @@ impl Sim {
                     self.coord_effects(i, more);
                 }
             }
-            Some(Role::Candidate(_)) => self.peer_check(i),
+            Some(Role::Candidate(_)) => {
+                self.peer_check(i);
+                if self.now.is_multiple_of(PING_EVERY) {
+                    self.role_step(i, Event::Tick);
+                }
+            }
             _ => {}
         }
     }

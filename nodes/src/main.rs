@@ -6,6 +6,7 @@ use nodes::{client_cli, cluster, security, serve};
 fn main() {
     // Reads FAILPOINTS when built with the `failpoints` feature; does nothing otherwise.
     let _failpoints = fail::FailScenario::setup();
+    first_run_failpoints();
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Client(_) | Command::Keygen { .. } | Command::GenCerts(_));
     serve::init_logging(if quiet { "warn" } else { "info" });
@@ -21,5 +22,25 @@ fn main() {
     if let Err(err) = result {
         eprintln!("error: {err:#}");
         std::process::exit(2);
+    }
+}
+
+/// `FAILPOINTS_FIRST_RUN` (same syntax as `FAILPOINTS`) applies only to a process that was not
+/// restarted by stepping down, so a test can inject one fault and watch the node recover from
+/// it rather than meet it again after each restart.
+fn first_run_failpoints() {
+    if std::env::var_os(serve::STEPPED_DOWN).is_some() {
+        return;
+    }
+    let Ok(spec) = std::env::var("FAILPOINTS_FIRST_RUN") else { return };
+    for entry in spec.split(';').filter(|e| !e.trim().is_empty()) {
+        match entry.split_once('=') {
+            Some((name, actions)) => {
+                if let Err(err) = fail::cfg(name.trim(), actions.trim()) {
+                    eprintln!("FAILPOINTS_FIRST_RUN: {entry}: {err}");
+                }
+            }
+            None => eprintln!("FAILPOINTS_FIRST_RUN: {entry}: expected name=actions"),
+        }
     }
 }

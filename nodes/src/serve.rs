@@ -115,14 +115,18 @@ fn run_server(
     })
 }
 
-/// Steps down by starting this program again with the same arguments: the new process finds the
-/// newer master and becomes its standby, discarding whatever of its log the new master lacks.
+/// Set in the environment of a process started again by [`restart_self`].
+pub const STEPPED_DOWN: &str = "KV_STEPPED_DOWN";
+
+/// Steps down by starting this program again with the same arguments: the new process recovers
+/// its data directory and decides its role again (a newer master makes it the standby, which
+/// discards whatever of its log the new master lacks).
 fn restart_self() {
     use std::os::unix::process::CommandExt;
-    tracing::warn!("restarting to rejoin as the new master's standby");
+    tracing::warn!("restarting: the new process decides its role again");
     // /proc/self/exe is this very program even if its file was replaced since it started.
     let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let err = std::process::Command::new("/proc/self/exe").args(rest).exec();
+    let err = std::process::Command::new("/proc/self/exe").args(rest).env(STEPPED_DOWN, "1").exec();
     tracing::error!(%err, "cannot restart; exiting");
     std::process::exit(1);
 }

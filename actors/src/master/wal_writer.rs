@@ -157,7 +157,7 @@ pub struct WriteSnapshot {
     pub entries: Vec<(Key, Entry)>,
 }
 
-/// The log failed for good (it stays failed until the process restarts); sent to whoever asked
+/// The log failed (it stays failed until the process restarts); sent to whoever asked
 /// with [`WatchFailure`].
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
@@ -199,7 +199,7 @@ enum Work {
 
 /// What the I/O thread is doing.
 enum InIo {
-    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord>, len: u64 },
+    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord> },
     Rotate { path: PathBuf },
 }
 
@@ -238,10 +238,8 @@ pub struct WalWriter {
     stats: WalStats,
     /// Keep durable records for standbys (the master's log; not a standby's own).
     ship: bool,
-    /// The segment being appended to, and how many of its bytes are durable.
+    /// The segment being appended to.
     segment: PathBuf,
-    durable_len: u64,
-    restarts: u32,
     /// Stopped on purpose (`Stop`): the supervisor may not bring it back to work.
     closed: bool,
     /// The newest durable records, for a standby that resumes.
@@ -275,8 +273,6 @@ impl WalWriter {
                 .expect("spawn the WAL I/O thread");
             WalWriter {
                 segment: path,
-                durable_len: len,
-                restarts: 0,
                 closed: false,
                 dir,
                 config,
@@ -357,8 +353,7 @@ impl WalWriter {
         let (command, doing) = match work {
             Work::Batch { bytes, last, waiters, records, poisoned } => {
                 self.log_bytes += bytes.len() as u64;
-                let len = bytes.len() as u64;
-                (IoCommand::Write(bytes, poisoned), InIo::Batch { last, waiters, records, len })
+                (IoCommand::Write(bytes, poisoned), InIo::Batch { last, waiters, records })
             }
             Work::Rotate { first } => {
                 let path = self.dir.segment_path(first);
@@ -420,40 +415,17 @@ impl Actor for WalWriter {
     type Context = Context<Self>;
 }
 
-/// Restarts after which a failing log stays failed (refusing writes) instead of trying again.
-const MAX_RESTARTS: u32 = 5;
-
 impl Supervised for WalWriter {
-    /// After an I/O error: cut the segment back to its last durable byte (a failed batch may
-    /// have left part of itself), reopen it on a new I/O thread, and go on from the last durable
-    /// LSN. Every append of the failed batch was answered as failed.
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
-        if self.closed {
-            return;
+    /// The writer stops only when it is closed (`Stop`) or panics; it is never brought back to
+    /// work after an I/O error, because appends that nobody waits for (membership records,
+    /// copies found on slaves) would be gone without a trace and the master's memory would no
+    /// longer match its log. A failed log stays failed; the node stops serving and restarts its
+    /// process, which recovers from what is durable.
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        if !self.closed {
+            tracing::error!("the log writer stopped unexpectedly; it stays failed");
+            self.failed.get_or_insert_with(|| "the log writer stopped".to_string());
         }
-        self.restarts += 1;
-        tracing::warn!(restarts = self.restarts, file = %self.segment.display(), offset = self.durable_len, "the log writer restarts");
-        self.failed = None;
-        self.queue.clear();
-        self.in_io = None;
-        self.snapshot = SnapshotState::Idle;
-        self.next_lsn = Lsn(self.stats.durable.0 + 1);
-        let (tx, rx) = mpsc::channel();
-        self.io = tx;
-        let (path, len, sync, me) = (self.segment.clone(), self.durable_len, self.config.sync, ctx.address());
-        let reopen = move || -> std::io::Result<File> {
-            let file = OpenOptions::new().write(true).open(&path)?;
-            file.set_len(len)?;
-            file.sync_all()?;
-            OpenOptions::new().append(true).open(&path)
-        };
-        std::thread::Builder::new()
-            .name("wal-io".into())
-            .spawn(move || match reopen() {
-                Ok(file) => io_thread(file, sync, rx, me),
-                Err(err) => me.do_send(IoDone(Err(format!("cannot reopen the log: {err}")))),
-            })
-            .expect("spawn the WAL I/O thread");
     }
 }
 
@@ -524,7 +496,7 @@ impl Handler<WatchFailure> for WalWriter {
     type Result = ();
 
     fn handle(&mut self, msg: WatchFailure, _ctx: &mut Context<Self>) {
-        if let (Some(reason), true) = (&self.failed, self.restarts >= MAX_RESTARTS) {
+        if let Some(reason) = &self.failed {
             msg.0.do_send(LogFailed { reason: reason.clone() });
         }
         self.failure_watchers.push(msg.0);
@@ -546,21 +518,15 @@ impl Handler<IoDone> for WalWriter {
     fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
         let work = self.in_io.take();
         if let Err(reason) = msg.0 {
+            // The first failure is the last: what the failed batch and the queue held is gone.
             self.fail(reason.clone(), work);
-            // The supervisor restarts the writer, which reopens the log at its last durable byte.
-            if self.restarts < MAX_RESTARTS {
-                ctx.stop();
-            } else {
-                tracing::error!(restarts = self.restarts, %reason, "the log keeps failing; giving up on it");
-                for watcher in &self.failure_watchers {
-                    watcher.do_send(LogFailed { reason: reason.clone() });
-                }
+            for watcher in &self.failure_watchers {
+                watcher.do_send(LogFailed { reason: reason.clone() });
             }
             return;
         }
         match work {
-            Some(InIo::Batch { last, waiters, records, len }) => {
-                self.durable_len += len;
+            Some(InIo::Batch { last, waiters, records }) => {
                 self.stats.batches += 1;
                 self.stats.durable = last;
                 for (lsn, notify) in waiters {
@@ -571,7 +537,6 @@ impl Handler<IoDone> for WalWriter {
             }
             Some(InIo::Rotate { path }) => {
                 self.segment = path;
-                self.durable_len = 0;
                 self.log_bytes = 0;
                 if let SnapshotState::Rotating { snapshot } =
                     std::mem::replace(&mut self.snapshot, SnapshotState::Writing)

@@ -304,6 +304,7 @@ impl Actor for NodeActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.config.standby_heartbeat * 2, |act, ctx| act.check_peer(ctx));
+        ctx.run_interval(self.config.standby_heartbeat, |act, ctx| act.step(Event::Tick, ctx));
         self.step(Event::Start, ctx);
     }
 }

@@ -157,6 +157,8 @@ pub enum Event {
     LogFailed {
         reason: String,
     },
+    /// Now and then (every heartbeat): a candidate asks again whom a request failed for.
+    Tick,
 }
 
 /// What the node must do.
@@ -238,8 +240,9 @@ pub struct Campaign {
     pub stage: Stage,
     facts: LogFacts,
     slaves: BTreeMap<NodeId, Seen>,
-    /// Members that promised `epoch`, with their `served` epochs.
+    /// Members that promised `epoch`, with their `served` epochs, and those asked meanwhile.
     promised: BTreeMap<NodeId, Epoch>,
+    asking: BTreeSet<NodeId>,
     /// A refusal: `epoch` is promised to `to`.
     refused: BTreeMap<NodeId, (Epoch, Option<NodeId>)>,
     reading: BTreeSet<NodeId>,
@@ -262,7 +265,7 @@ pub struct Failed {
 pub enum Role {
     Deciding(Deciding),
     Following(Following),
-    Candidate(Campaign),
+    Candidate(Box<Campaign>),
     Leader(Leader),
     Failed(Failed),
     /// Stepped down; the process is restarting.
@@ -327,11 +330,14 @@ impl RoleCore {
 
     /// Feeds one event; returns what to do, in order.
     pub fn step(&mut self, event: Event) -> Vec<Effect> {
+        if matches!(event, Event::Tick) && !matches!(self.role, Role::Candidate(_)) {
+            return Vec::new();
+        }
         let role = std::mem::replace(&mut self.role, Role::Stopped(String::new()));
         let (role, effects) = match role {
             Role::Deciding(d) => self.step_deciding(d, event),
             Role::Following(f) => self.step_following(f, event),
-            Role::Candidate(c) => self.step_candidate(c, event),
+            Role::Candidate(c) => self.step_candidate(*c, event),
             Role::Leader(l) => self.step_leader(l, event),
             Role::Failed(f) => self.step_failed(f, event),
             Role::Stopped(reason) => (Role::Stopped(reason), Vec::new()),
@@ -453,9 +459,7 @@ impl RoleCore {
                     Stage::Asking if promised > c.epoch => {
                         c.bump(promised, &mut effects);
                     }
-                    Stage::Asking if c.facts.members.contains(&node) => {
-                        effects.push(Effect::AskPromise { node, epoch: c.epoch })
-                    }
+                    Stage::Asking if c.facts.members.contains(&node) => c.ask(node, &mut effects),
                     Stage::Asking | Stage::Recording => {}
                     Stage::Reading => c.read_more(&mut effects),
                 }
@@ -466,31 +470,12 @@ impl RoleCore {
                 }
                 c.reading.remove(&node);
             }
-            Event::Promise { node, asked, answer } if asked == c.epoch && c.stage == Stage::Asking => match answer {
-                Some(answer) if answer.granted => {
-                    c.refused.remove(&node);
-                    if c.facts.members.contains(&node) {
-                        c.promised.insert(node, answer.served);
-                    }
-                    if c.granted(self.config.replicas) {
-                        c.after_grant(&self.config, &mut effects);
-                    }
-                }
-                Some(answer) => {
-                    self.learn(answer.epoch);
-                    let rival = answer.to.as_ref() != Some(&self.config.me);
-                    c.refused.insert(node, (answer.epoch, answer.to.clone()));
-                    if answer.epoch >= c.epoch {
-                        c.bump(answer.epoch, &mut effects);
-                    }
-                    if rival && self.config.has_peer {
-                        // The other node holds that epoch: see whether it is alive and ahead
-                        // before fighting over the slaves.
-                        effects.push(Effect::AskPeer);
-                    }
-                }
-                None => {}
-            },
+            Event::Promise { node, asked, answer }
+                if asked == c.epoch && c.stage == Stage::Asking && c.asking.contains(&node) =>
+            {
+                c.asking.remove(&node);
+                c.answered(&self.config, &mut self.known, node, answer, &mut effects);
+            }
             Event::Promise { .. } => {}
             Event::EpochRecorded { epoch, result } if epoch == c.epoch && c.stage == Stage::Recording => match result {
                 Ok(()) => return self.become_leader(c.epoch),
@@ -554,10 +539,28 @@ impl RoleCore {
                 }
             },
             Event::Fenced { .. } => {}
+            // Requests that failed (a slave slow to write its promise, an inventory cut short)
+            // are made again; none is sent twice at once.
+            Event::Tick => match c.stage {
+                Stage::Asking => {
+                    let again: Vec<NodeId> = c
+                        .slaves
+                        .iter()
+                        .filter(|(n, s)| s.connected && c.facts.members.contains(n))
+                        .filter(|(n, _)| !c.promised.contains_key(*n) && !c.asking.contains(*n))
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    for node in again {
+                        c.ask(node, &mut effects);
+                    }
+                }
+                Stage::Reading => c.read_more(&mut effects),
+                Stage::Recording => {}
+            },
             Event::LogFailed { reason } => return self.become_failed(reason),
-            other => return self.unexpected(Role::Candidate(c), other),
+            other => return self.unexpected(Role::Candidate(Box::new(c)), other),
         }
-        (Role::Candidate(c), effects)
+        (Role::Candidate(Box::new(c)), effects)
     }
 
     fn step_leader(&mut self, l: Leader, event: Event) -> (Role, Vec<Effect>) {
@@ -602,13 +605,14 @@ impl RoleCore {
     }
 
     fn become_candidate(&mut self) -> (Role, Vec<Effect>) {
-        let epoch = Epoch(self.known.max(self.facts.highest_epoch).0 + 1);
+        let epoch = Epoch(self.known.max(self.facts.highest_epoch).0.saturating_add(1));
         let campaign = Campaign {
             epoch,
             stage: Stage::Asking,
             facts: self.facts.clone(),
             slaves: BTreeMap::new(),
             promised: BTreeMap::new(),
+            asking: BTreeSet::new(),
             refused: BTreeMap::new(),
             reading: BTreeSet::new(),
             read: BTreeSet::new(),
@@ -621,7 +625,7 @@ impl RoleCore {
         if campaign.facts.members.is_empty() && self.config.prefer_master {
             campaign.after_grant(&self.config, &mut effects);
         }
-        (Role::Candidate(campaign), effects)
+        (Role::Candidate(Box::new(campaign)), effects)
     }
 
     fn become_leader(&mut self, epoch: Epoch) -> (Role, Vec<Effect>) {
@@ -685,14 +689,61 @@ impl Campaign {
         self.facts.members.intact(node, incarnation)
     }
 
+    /// A member answered (or failed to answer) the promise request of this epoch.
+    fn answered(
+        &mut self,
+        config: &RoleConfig,
+        known: &mut Epoch,
+        node: NodeId,
+        answer: Option<PromiseAnswer>,
+        effects: &mut Vec<Effect>,
+    ) {
+        match answer {
+            Some(answer) if answer.granted => {
+                self.refused.remove(&node);
+                if self.facts.members.contains(&node) {
+                    self.promised.insert(node, answer.served);
+                }
+                if self.granted(config.replicas) {
+                    self.after_grant(config, effects);
+                }
+            }
+            Some(answer) => {
+                *known = (*known).max(answer.epoch);
+                let rival = answer.to.as_ref() != Some(&config.me);
+                self.refused.insert(node, (answer.epoch, answer.to.clone()));
+                if answer.epoch >= self.epoch {
+                    self.bump(answer.epoch, effects);
+                }
+                if rival && config.has_peer {
+                    // The other node holds that epoch: see whether it is alive and ahead before
+                    // fighting over the slaves.
+                    effects.push(Effect::AskPeer);
+                }
+            }
+            // Asked again at the next tick.
+            None => {}
+        }
+    }
+
+    fn ask(&mut self, node: NodeId, effects: &mut Vec<Effect>) {
+        self.asking.insert(node.clone());
+        effects.push(Effect::AskPromise { node, epoch: self.epoch });
+    }
+
     /// Campaigns again above `above`: earlier promises are for an epoch nobody will serve.
     fn bump(&mut self, above: Epoch, effects: &mut Vec<Effect>) {
-        self.epoch = Epoch(above.0.max(self.epoch.0) + 1);
+        self.epoch = Epoch(above.0.max(self.epoch.0).saturating_add(1));
         self.promised.clear();
-        for (node, seen) in &self.slaves {
-            if seen.connected && self.facts.members.contains(node) {
-                effects.push(Effect::AskPromise { node: node.clone(), epoch: self.epoch });
-            }
+        self.asking.clear();
+        let connected: Vec<NodeId> = self
+            .slaves
+            .iter()
+            .filter(|(node, seen)| seen.connected && self.facts.members.contains(node))
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in connected {
+            self.ask(node, effects);
         }
     }
 
@@ -713,9 +764,9 @@ impl Campaign {
 
     /// Whether this node's own log holds everything any master completed: its newest epoch
     /// record is its own (written only after a complete takeover) and no newer epoch served
-    /// anything (a granting set meets every quorum that served), or no member was ever active.
+    /// anything (a granting set meets every quorum that served), or the log names no slave.
     fn log_complete(&self, me: &NodeId) -> bool {
-        if self.facts.members.active_count() == 0 {
+        if self.facts.members.is_empty() {
             return true;
         }
         let served = self.promised.values().copied().max().unwrap_or_default();

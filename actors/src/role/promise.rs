@@ -85,7 +85,9 @@ impl Promise {
             };
         }
         let mut next = self.clone();
-        if epoch > self.epoch {
+        // A newer epoch is taken; an epoch recorded before promises named their node is claimed
+        // by the first node that uses it, so no other can use it too.
+        if epoch > self.epoch || (epoch == self.epoch && self.to.is_none() && kind != Kind::Ping) {
             next.epoch = epoch;
             next.to = Some(from.clone());
         }
@@ -193,6 +195,14 @@ mod tests {
             assert_eq!(Promise::decode(&p.encode()), Ok(p));
         }
         assert_eq!(Promise::decode("4\n"), Ok(Promise { epoch: Epoch(4), to: None, served: Epoch(4) }));
+        // Such an epoch is claimed by the first node that uses it, and refused to others.
+        let old = Promise { epoch: Epoch(4), to: None, served: Epoch(4) };
+        let Check::Proceed(claimed) = old.check(&node("a"), Epoch(4), Kind::Promise) else { panic!() };
+        assert_eq!(claimed.to, Some(node("a")));
+        assert!(matches!(
+            claimed.check(&node("b"), Epoch(4), Kind::Promise),
+            Check::Answer(Ok(SlaveReply::Promised { granted: false, .. }))
+        ));
         assert!(Promise::decode("epoch x\nto a\nserved 1").is_err());
         assert!(Promise::decode("epoch 1\nserved 1").is_err());
     }

@@ -68,6 +68,10 @@ impl MasterLink {
                 // A master older than this slave's promise refuses it (and learns it was
                 // deposed, so it steps down); a candidate asks for a promise above it.
                 match dial(addr, role.clone(), config.dial_timeout, &config.credentials).await {
+                    // The master's name goes into this slave's promise file: it must be one.
+                    Ok(dialed) if NodeId::parse(dialed.welcome.node.as_str()).is_err() => {
+                        failures.push(format!("{addr}: a server whose name is not a node id"))
+                    }
                     Ok(dialed) if matches!(dialed.welcome.role, ServerRole::Master | ServerRole::Candidate) => {
                         return Ok(dialed)
                     }

@@ -261,7 +261,13 @@ impl Cluster {
 
     /// As `start`, with extra environment variables for the master.
     pub fn start_env(name: &str, slaves: usize, master_args: &[&str], env: &[(&str, &str)]) -> Cluster {
-        Cluster::start_with(test_dir(name), slaves, master_args, env, Secrets::default())
+        Cluster::start_with(test_dir(name), "127.0.0.1:0", slaves, master_args, env, Secrets::default())
+    }
+
+    /// As `start_env`, with the master on a fixed free port, so that a master that restarts
+    /// itself (stepping down) comes back at the address its slaves know.
+    pub fn start_env_fixed(name: &str, slaves: usize, master_args: &[&str], env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with(test_dir(name), &free_addr(), slaves, master_args, env, Secrets::default())
     }
 
     /// As `start`, with every process given `secrets` (made in the cluster's folder by `make`).
@@ -273,11 +279,12 @@ impl Cluster {
     ) -> Cluster {
         let dir = test_dir(name);
         let secrets = make(&dir);
-        Cluster::start_with(dir, slaves, master_args, &[], secrets)
+        Cluster::start_with(dir, "127.0.0.1:0", slaves, master_args, &[], secrets)
     }
 
     fn start_with(
         dir: PathBuf,
+        listen: &str,
         slaves: usize,
         master_args: &[&str],
         env: &[(&str, &str)],
@@ -286,7 +293,7 @@ impl Cluster {
         let mut master_args: Vec<String> = master_args.iter().map(|a| a.to_string()).collect();
         master_args.extend(secrets.server_flags("master"));
         let args: Vec<&str> = master_args.iter().map(String::as_str).collect();
-        let (master, addr) = Cluster::spawn_master_env(&dir, "127.0.0.1:0", &args, env);
+        let (master, addr) = Cluster::spawn_master_env(&dir, listen, &args, env);
         let mut cluster = Cluster {
             dir,
             addr,
