@@ -22,6 +22,8 @@
 //! - `mutation-log-failure-keeps-serving`: a master whose log failed for good keeps its slaves
 //!   and its standby (finding 5).
 //! - `mutation-standby-no-stall-check`: a standby counts its own stall as its master's silence.
+//! - `mutation-read-before-durable`: a read answers what it found on the slaves before the
+//!   master's log holds it.
 
 /// `mutation-no-fencing` is on.
 pub fn fencing_off() -> bool {

@@ -129,7 +129,8 @@ pub struct ServerArgs {
     /// Interval of heartbeats: master to slaves, standby to master.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_ms: u64,
-    /// Silence after which a slave is dropped from membership.
+    /// Silence after which the master counts a slave gone: it closes the connection and refills
+    /// the slave's replicas elsewhere (the slave stays in the recorded membership).
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..))]
     pub slave_timeout_ms: u64,
     /// Silence from the master after which the standby campaigns to take over.

@@ -5,8 +5,9 @@
 //! the coordinator's state (a snapshot taken at the writer's durable LSN, in chunks), and
 //! records after that LSN follow. Only durable records are shipped, so a standby's log is always
 //! a prefix of the master's. The standby acknowledges what it has made durable (shown in
-//! `status` as its lag) and pings; the master answers with its durable LSN and live slaves, which
-//! the standby needs to know how many slaves to wait for if it takes over.
+//! `status` as its lag) and pings; the master answers with its durable LSN and its live slaves
+//! (the standby only logs its lag: a takeover counts the membership its log recorded, never
+//! the slaves it last heard of).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

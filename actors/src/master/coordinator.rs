@@ -28,7 +28,9 @@ use super::core::{Coordinator, Effect, Found, Op, Target, WritePlan};
 use super::inventory::InventoryReader;
 use super::read_aggregator::{Purpose, ReadAggregator};
 use super::slave_proxy::{Retire, SlaveProxy};
-use super::wal_writer::{Append, AppendDurable, LogEntry, SnapshotDue, Stats, WalWriter, WriteSnapshot};
+use super::wal_writer::{
+    Append, AppendDurable, LogEntry, SnapshotDue, Stats, Synced, SyncedTo, WalWriter, WriteSnapshot,
+};
 use super::write_aggregator::{Completion, WriteAggregator};
 use super::MasterConfig;
 use crate::node::role::{NodeActor, RoleState, RoleUpdate};
@@ -469,7 +471,7 @@ impl CoordinatorActor {
             Effect::Read { token, plan } => {
                 let targets = self.resolve(&plan.targets);
                 ReadAggregator::new(plan.key, targets, plan.needed, Purpose::Client(token), me, timeout, epoch)
-                    .known(plan.known)
+                    .known(plan.known, plan.unsynced)
                     .start();
             }
             Effect::Discover { key, targets } => {
@@ -547,6 +549,9 @@ impl Actor for CoordinatorActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Before this coordinator appends anything (a takeover's adoptions included): reads
+        // wait to hear that the log holds what they found.
+        self.wal.do_send(SyncedTo(ctx.address().recipient()));
         ctx.run_interval(MAINTENANCE_INTERVAL, |act, ctx| act.maintain(ctx));
         self.maintain(ctx);
     }
@@ -649,11 +654,13 @@ impl Handler<Deposed> for CoordinatorActor {
 impl Handler<StopServing> for CoordinatorActor {
     type Result = ();
 
-    fn handle(&mut self, msg: StopServing, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: StopServing, ctx: &mut Context<Self>) {
         if self.stopped.is_some() {
             return;
         }
         tracing::error!(reason = %msg.reason, "stopping: no more commands, slaves or standby");
+        let effects = self.core.fail_settling(&format!("the master stopped serving: {}", msg.reason));
+        self.run(effects, ctx);
         self.stopped = Some(msg.reason);
         for (_, handle) in std::mem::take(&mut self.slaves) {
             handle.proxy.do_send(Retire);
@@ -732,6 +739,34 @@ impl Handler<ReadWon> for CoordinatorActor {
 
     fn handle(&mut self, msg: ReadWon, ctx: &mut Context<Self>) {
         let effects = self.core.read_won(&msg.key, msg.entry);
+        self.run(effects, ctx);
+    }
+}
+
+/// A read found `entry` on a quorum; the reply waits until the log holds the key's records.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SettleRead {
+    pub key: Key,
+    pub version: Version,
+    pub caller: Caller,
+    pub reply: ClientReply,
+}
+
+impl Handler<SettleRead> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SettleRead, ctx: &mut Context<Self>) {
+        let effects = self.core.settle_read(&msg.key, msg.version, msg.caller, msg.reply);
+        self.run(effects, ctx);
+    }
+}
+
+impl Handler<Synced> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Synced, ctx: &mut Context<Self>) {
+        let effects = self.core.synced(msg.0);
         self.run(effects, ctx);
     }
 }

@@ -89,6 +89,9 @@ pub struct ReadPlan {
     /// The version of the master's own copy when the read was planned: a winner newer than it
     /// is reported with [`Coordinator::read_won`].
     pub known: Option<Version>,
+    /// The key had a record in the log that was not durable yet: whatever the read finds is
+    /// answered through [`Coordinator::settle_read`], once the log holds it.
+    pub unsynced: bool,
 }
 
 /// A client operation on one key.
@@ -181,6 +184,10 @@ pub struct Coordinator<T> {
     /// Background placements (by key) and refills in flight.
     placing: HashSet<Key>,
     refills: usize,
+    /// The newest version of each key whose record was appended to the log and is not known
+    /// durable yet, and reads that wait for such a record (the version they wait for).
+    unsynced: HashMap<Key, Version>,
+    settling: HashMap<Key, Vec<(Version, T, ClientReply)>>,
 }
 
 impl<T> Coordinator<T> {
@@ -203,6 +210,8 @@ impl<T> Coordinator<T> {
             chores: VecDeque::new(),
             placing: HashSet::new(),
             refills: 0,
+            unsynced: HashMap::new(),
+            settling: HashMap::new(),
         }
     }
 
@@ -360,7 +369,60 @@ impl<T> Coordinator<T> {
         }
         state.entry = Some(entry.clone());
         self.observe(entry.version);
+        self.appended(key, entry.version);
         vec![Effect::Log { key: key.clone(), entry }]
+    }
+
+    /// A record of `key` at `version` goes to the log now; reads of the key wait for it.
+    fn appended(&mut self, key: &Key, version: Version) {
+        let newest = self.unsynced.entry(key.clone()).or_insert(version);
+        *newest = (*newest).max(version);
+    }
+
+    /// A read of `key` found `version` on a quorum (and the master's copy was raised to it,
+    /// see [`Coordinator::read_won`]): `reply` goes out once the log holds every record of the
+    /// key appended so far. A read never returns what a crash of this master could still take
+    /// back: slaves keep data in memory, and the log is what a restart or a takeover keeps.
+    pub fn settle_read(&mut self, key: &Key, version: Version, token: T, reply: ClientReply) -> Vec<Effect<T>> {
+        if crate::mutation::enabled("mutation-read-before-durable") {
+            return vec![Effect::Reply { token, result: Ok(reply) }];
+        }
+        match self.unsynced.get(key) {
+            Some(&newest) => {
+                self.settling.entry(key.clone()).or_default().push((newest.max(version), token, reply));
+                Vec::new()
+            }
+            None => vec![Effect::Reply { token, result: Ok(reply) }],
+        }
+    }
+
+    /// The log made these records durable (in the order they were appended): reads waiting for
+    /// them are answered.
+    pub fn synced(&mut self, records: impl IntoIterator<Item = (Key, Version)>) -> Vec<Effect<T>> {
+        let mut effects = Vec::new();
+        for (key, version) in records {
+            if self.unsynced.get(&key).is_some_and(|&newest| newest <= version) {
+                self.unsynced.remove(&key);
+            }
+            let Some(waiting) = self.settling.get_mut(&key) else { continue };
+            let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(waiting).into_iter().partition(|w| w.0 <= version);
+            effects.extend(ready.into_iter().map(|(_, token, reply)| Effect::Reply { token, result: Ok(reply) }));
+            if still.is_empty() {
+                self.settling.remove(&key);
+            } else {
+                *waiting = still;
+            }
+        }
+        effects
+    }
+
+    /// Reads waiting for the log, answered with `reason` (the master stops serving).
+    pub fn fail_settling(&mut self, reason: &str) -> Vec<Effect<T>> {
+        self.settling
+            .drain()
+            .flat_map(|(_, waiting)| waiting)
+            .map(|(_, token, _)| Effect::Reply { token, result: Err(WireError::unavailable(reason.to_string())) })
+            .collect()
     }
 
     /// The replica-set size in force: R, capped by the active members.
@@ -430,6 +492,7 @@ impl<T> Coordinator<T> {
         let winner = match (found_newest, logged) {
             (Some(f), Some(l)) if l.version >= f.version => Some(l),
             (Some(f), _) => {
+                self.appended(&key, f.version);
                 effects.push(Effect::Log { key: key.clone(), entry: f.clone() });
                 Some(f)
             }
@@ -720,7 +783,8 @@ impl<T> Coordinator<T> {
         match op {
             Op::Get => {
                 let known = self.keys[&key].entry.as_ref().map(|e| e.version);
-                Effect::Read { token, plan: ReadPlan { key, targets, needed, known } }
+                let unsynced = self.unsynced.contains_key(&key);
+                Effect::Read { token, plan: ReadPlan { key, targets, needed, known, unsynced } }
             }
             Op::Put(value) => self.write(key, Some(value), targets, needed, token),
             Op::Del => self.write(key, None, targets, needed, token),
@@ -735,6 +799,7 @@ impl<T> Coordinator<T> {
             existed = state.entry.as_ref().is_some_and(|e| e.value.is_some());
             state.entry = Some(entry.clone());
         }
+        self.appended(&key, version);
         Effect::Write { token, plan: WritePlan { key, entry, targets, needed, log: true, existed } }
     }
 

@@ -2,7 +2,9 @@
 //!
 //! A client read asks every target, waits until `needed` counting answers are in, takes the
 //! newest entry, writes it back to every answer that was older or empty, and answers the
-//! client once `needed` replicas hold it. Answers that arrive later are repaired too, after the
+//! client once `needed` replicas hold it, and the master's log too: a value the log may not
+//! hold yet (the key had a record in flight, or the slaves hold a version newer than the
+//! master's copy) is answered through the coordinator, once the log made it durable. Answers that arrive later are repaired too, after the
 //! client has its value. A discovery asks every live slave and reports all answers to the
 //! coordinator; one missing answer makes it incomplete.
 
@@ -12,7 +14,7 @@ use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
 
 use net::{ClientReply, Entry, Epoch, Key, SlaveOp, SlaveReply, WireError};
 
-use super::coordinator::{Caller, CoordinatorActor, Discovered, ReadWon, Revalidated};
+use super::coordinator::{Caller, CoordinatorActor, Discovered, ReadWon, Revalidated, SettleRead};
 use super::core::{Found, Target};
 use super::quorum::{decide_read, ReadAnswer};
 use super::slave_proxy::{Call, CallError, SlaveAnswer, SlaveProxy};
@@ -44,6 +46,8 @@ pub struct ReadAggregator {
     winner: Option<Entry>,
     /// The master's copy's version when the read was planned: a newer winner is reported.
     known: Option<net::Version>,
+    /// The answer goes through the coordinator, which sends it once the log holds it.
+    settle: bool,
     coordinator: Addr<CoordinatorActor>,
     timeout: Duration,
     epoch: Epoch,
@@ -70,6 +74,7 @@ impl ReadAggregator {
             discover,
             winner: None,
             known: None,
+            settle: false,
             coordinator,
             timeout,
             epoch,
@@ -77,8 +82,9 @@ impl ReadAggregator {
     }
 
     /// The version of the master's own copy of the key when the read was planned.
-    pub fn known(mut self, known: Option<net::Version>) -> Self {
+    pub fn known(mut self, known: Option<net::Version>, unsynced: bool) -> Self {
         self.known = known;
+        self.settle = unsynced;
         self
     }
 
@@ -119,7 +125,16 @@ impl ReadAggregator {
             let possible = holders + self.slots.iter().filter(|s| matches!(s, Slot::Pending | Slot::Repairing)).count();
             if holders >= self.needed {
                 let reply = ClientReply::Value { value: winner.value.clone(), version: Some(winner.version) };
-                self.answer(Ok(reply));
+                match self.purpose.take() {
+                    Some(Purpose::Client(caller)) if self.settle => {
+                        let (key, version) = (self.key.clone(), winner.version);
+                        self.coordinator.do_send(SettleRead { key, version, caller, reply });
+                    }
+                    purpose => {
+                        self.purpose = purpose;
+                        self.answer(Ok(reply));
+                    }
+                }
             } else if possible < self.needed {
                 self.answer(Err(WireError::unavailable(format!(
                     "read repair of {} reached {holders} of the {} replicas it needs",
@@ -171,11 +186,12 @@ impl ReadAggregator {
             self.slots[i] = Slot::Holds;
         }
         // The master's copy is raised to the winner before the read can answer, so that no
-        // refill copies an older value back, and the log holds what the read may return.
-        if !matches!(self.known, Some(known) if winner.version <= known)
-            && !crate::mutation::enabled("mutation-no-read-raise")
-        {
-            self.coordinator.do_send(ReadWon { key: self.key.clone(), entry: winner.clone() });
+        // refill copies an older value back, and the answer waits for the log to hold it.
+        if !matches!(self.known, Some(known) if winner.version <= known) {
+            if !crate::mutation::enabled("mutation-no-read-raise") {
+                self.coordinator.do_send(ReadWon { key: self.key.clone(), entry: winner.clone() });
+            }
+            self.settle = true;
         }
         for i in stale {
             self.repair(i, &winner, ctx);

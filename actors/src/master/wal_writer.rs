@@ -125,6 +125,17 @@ pub struct AppendDurable(pub LogEntry);
 #[rtype(result = "()")]
 pub struct SnapshotsFrom(pub Recipient<SnapshotDue>);
 
+/// The keys and versions of the write records a batch made durable, in log order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Synced(pub Vec<(Key, Version)>);
+
+/// Tell `0` of every batch's write records once durable (the coordinator, whose reads wait
+/// for the log to hold what they return).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SyncedTo(pub Recipient<Synced>);
+
 /// Who waits for a record to be durable.
 enum Notify {
     Actor(Recipient<Durable>),
@@ -190,6 +201,8 @@ enum Work {
         last: Lsn,
         waiters: Vec<(Lsn, Notify)>,
         records: Vec<LogRecord>,
+        /// The write records' keys and versions, if someone is told of them (`SyncedTo`).
+        written: Vec<(Key, Version)>,
         poisoned: bool,
     },
     Rotate {
@@ -199,7 +212,7 @@ enum Work {
 
 /// What the I/O thread is doing.
 enum InIo {
-    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord> },
+    Batch { last: Lsn, waiters: Vec<(Lsn, Notify)>, records: Vec<LogRecord>, written: Vec<(Key, Version)> },
     Rotate { path: PathBuf },
 }
 
@@ -235,6 +248,7 @@ pub struct WalWriter {
     log_bytes: u64,
     snapshot: SnapshotState,
     coordinator: Option<Recipient<SnapshotDue>>,
+    synced_to: Option<Recipient<Synced>>,
     stats: WalStats,
     /// Keep durable records for standbys (the master's log; not a standby's own).
     ship: bool,
@@ -284,6 +298,7 @@ impl WalWriter {
                 log_bytes,
                 snapshot: SnapshotState::Idle,
                 coordinator: None,
+                synced_to: None,
                 stats: WalStats { durable: Lsn(next_lsn.0.saturating_sub(1)), ..WalStats::default() },
                 ship: config.ship,
                 recent: VecDeque::new(),
@@ -322,10 +337,17 @@ impl WalWriter {
         let poison = matches!(record, LogRecord::Write { .. }) && chosen();
         if !matches!(self.queue.back(), Some(Work::Batch { .. })) {
             let bytes = Vec::with_capacity(4096);
-            let batch = Work::Batch { bytes, last: lsn, waiters: Vec::new(), records: Vec::new(), poisoned: false };
+            let batch = Work::Batch {
+                bytes,
+                last: lsn,
+                waiters: Vec::new(),
+                records: Vec::new(),
+                written: Vec::new(),
+                poisoned: false,
+            };
             self.queue.push_back(batch);
         }
-        let Some(Work::Batch { bytes, last, waiters, records, poisoned }) = self.queue.back_mut() else {
+        let Some(Work::Batch { bytes, last, waiters, records, written, poisoned }) = self.queue.back_mut() else {
             unreachable!("a batch was just pushed")
         };
         *poisoned |= poison;
@@ -339,6 +361,9 @@ impl WalWriter {
         if let Some(notify) = notify {
             waiters.push((lsn, notify));
         }
+        if let (Some(_), LogRecord::Write { key, version, .. }) = (&self.synced_to, &record) {
+            written.push((key.clone(), *version));
+        }
         if self.ship {
             records.push(record);
         }
@@ -351,9 +376,9 @@ impl WalWriter {
         }
         let Some(work) = self.queue.pop_front() else { return };
         let (command, doing) = match work {
-            Work::Batch { bytes, last, waiters, records, poisoned } => {
+            Work::Batch { bytes, last, waiters, records, written, poisoned } => {
                 self.log_bytes += bytes.len() as u64;
-                (IoCommand::Write(bytes, poisoned), InIo::Batch { last, waiters, records })
+                (IoCommand::Write(bytes, poisoned), InIo::Batch { last, waiters, records, written })
             }
             Work::Rotate { first } => {
                 let path = self.dir.segment_path(first);
@@ -503,6 +528,14 @@ impl Handler<WatchFailure> for WalWriter {
     }
 }
 
+impl Handler<SyncedTo> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncedTo, _ctx: &mut Context<Self>) {
+        self.synced_to = Some(msg.0);
+    }
+}
+
 impl Handler<SnapshotsFrom> for WalWriter {
     type Result = ();
 
@@ -526,9 +559,12 @@ impl Handler<IoDone> for WalWriter {
             return;
         }
         match work {
-            Some(InIo::Batch { last, waiters, records }) => {
+            Some(InIo::Batch { last, waiters, records, written }) => {
                 self.stats.batches += 1;
                 self.stats.durable = last;
+                if let (Some(to), false) = (&self.synced_to, written.is_empty()) {
+                    to.do_send(Synced(written));
+                }
                 for (lsn, notify) in waiters {
                     notify.send(Durable { lsn, result: Ok(()) });
                 }
@@ -683,5 +719,45 @@ mod tests {
         })
         .unwrap();
         assert_eq!(on_disk, 500, "every acknowledged append is in the file");
+    }
+
+    /// Collects what `Synced` reports.
+    struct Collector(Arc<std::sync::Mutex<Vec<(Key, Version)>>>);
+
+    impl Actor for Collector {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Synced> for Collector {
+        type Result = ();
+
+        fn handle(&mut self, msg: Synced, _ctx: &mut Context<Self>) {
+            self.0.lock().unwrap().extend(msg.0);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn each_write_record_made_durable_is_reported_in_log_order() {
+        let path = temp_dir("synced");
+        let dir = Arc::new(DataDir::open(&path).unwrap());
+        let recovered = recover(&dir).unwrap();
+        let config = WalConfig { sync: true, snapshot_after_bytes: u64::MAX, ship: false };
+        let wal = WalWriter::start(dir, &recovered, config).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collector = Collector(seen.clone()).start();
+        wal.do_send(SyncedTo(collector.recipient()));
+        let member = LogEntry::Member { node: NodeId("s".into()), incarnation: Incarnation(1), active: true };
+        wal.do_send(Append { entry: member, notify: None });
+        let waits: Vec<_> = (1..=100).map(|i| wal.send(AppendDurable(write(i)))).collect();
+        for wait in waits {
+            wait.await.unwrap().unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seen.lock().unwrap().len() < 100 && std::time::Instant::now() < deadline {
+            actix_rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let want: Vec<(Key, Version)> =
+            (1..=100).map(|i| (Key::new(format!("k{i}")).unwrap(), Version::new(1, i))).collect();
+        assert_eq!(*seen.lock().unwrap(), want, "every write record, in order, and nothing else");
     }
 }

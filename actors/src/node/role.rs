@@ -53,6 +53,11 @@ pub enum RoleUpdate {
         epoch: Epoch,
         last_lsn: Lsn,
     },
+    /// The standby's log has grown to `last_lsn` (sent now and then while it follows).
+    Progress {
+        epoch: Epoch,
+        last_lsn: Lsn,
+    },
     /// The standby found its master silent: its log and state, to campaign from.
     TakeOver {
         facts: LogFacts,
@@ -326,6 +331,10 @@ impl Handler<RoleUpdate> for NodeActor {
             RoleUpdate::Followed { master, redis, epoch, last_lsn } => {
                 self.master = Some(master);
                 self.master_redis = redis;
+                self.last_lsn = last_lsn;
+                Event::Followed { epoch, last_lsn }
+            }
+            RoleUpdate::Progress { epoch, last_lsn } => {
                 self.last_lsn = last_lsn;
                 Event::Followed { epoch, last_lsn }
             }

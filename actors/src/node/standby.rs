@@ -54,6 +54,8 @@ pub struct Standby {
     /// The replayed log: entries, membership, epochs, next LSN.
     state: Recovered,
     acked: Lsn,
+    /// The LSN last reported to the node actor (what its peer is told of this log).
+    reported: Lsn,
     conn: Option<(u64, Outbox<ToServer>)>,
     conns: u64,
     connecting: bool,
@@ -84,6 +86,7 @@ impl Standby {
             wal,
             node,
             acked: Lsn(recovered.next_lsn.0.saturating_sub(1)),
+            reported: Lsn(recovered.next_lsn.0.saturating_sub(1)),
             state: recovered,
             conn: None,
             conns: 0,
@@ -148,6 +151,7 @@ impl Standby {
         let end = futures_util::stream::once(async move { Incoming { conn, frame: None } });
         ctx.add_stream(stream.chain(end));
         self.conn = Some((conn, Outbox::spawn(writer)));
+        self.reported = self.acked;
         self.node.do_send(RoleUpdate::Followed {
             master: addr,
             epoch: welcome.epoch.max(self.epoch()),
@@ -227,10 +231,12 @@ impl Standby {
 
     /// Hands the replayed state and the log writer to the node, which campaigns with them.
     fn take_over(&mut self, why: &str, ctx: &mut Context<Self>) {
-        if self.promoting || self.incoming_snapshot.is_some() {
+        if self.promoting {
             return;
         }
         self.promoting = true;
+        // A snapshot half received is dropped with the connection: the log and state it would
+        // have replaced are intact, and are what the takeover campaigns with.
         self.disconnect("taking over");
         tracing::warn!(%why, silent = ?self.last_heard.elapsed(), "campaigning to take over");
         let facts = self.state.facts();
@@ -285,6 +291,10 @@ impl Actor for Standby {
                     outbox.send(ToServer::StandbyPing);
                 }
                 None => act.connect(ctx),
+            }
+            if act.acked != act.reported && act.conn.is_some() {
+                act.reported = act.acked;
+                act.node.do_send(RoleUpdate::Progress { epoch: act.epoch(), last_lsn: act.acked });
             }
         });
     }

@@ -114,9 +114,24 @@ impl StoreMap {
         }
     }
 
-    /// Every entry, copied out (for an inventory).
+    /// Every entry, copied out.
     pub fn all(&self) -> Vec<(Key, Entry)> {
         self.entries.iter().map(Stored::key_value).collect()
+    }
+
+    /// Every key, packed one after another as `[length: u16][key]`: what an inventory pages
+    /// through, a few bytes a key rather than a copy of the data.
+    fn packed_keys(&self) -> Vec<u8> {
+        let mut keys = Vec::with_capacity(self.entries.iter().map(|e| 2 + e.key_len()).sum());
+        for stored in &self.entries {
+            keys.extend_from_slice(&stored.data[..2]);
+            keys.extend_from_slice(stored.key());
+        }
+        keys
+    }
+
+    fn entry_of(&self, key: &[u8]) -> Option<(Key, Entry)> {
+        self.entries.get(key).map(Stored::key_value)
     }
 
     /// Keys held, tombstones included.
@@ -136,6 +151,18 @@ impl StoreMap {
 /// Bytes of entries in one inventory page (at least one entry per page).
 const INVENTORY_PAGE_BYTES: usize = 256 * 1024;
 
+/// An inventory cursor is `[session: 24 bits][offset into the packed keys: 40 bits]`, so a
+/// cursor from an inventory that was started again since is recognised and refused.
+const CURSOR_OFFSET_BITS: u32 = 40;
+
+/// The keys an inventory is being paged through. Only the holder of the slave's promise may
+/// read one, and it writes nothing meanwhile (a takeover reads before it serves), so the keys
+/// present when it began are all there are; each page reads their entries as they are then.
+struct InventoryKeys {
+    session: u64,
+    keys: Vec<u8>,
+}
+
 /// Where a slave keeps its promise, in its data directory.
 pub const PROMISE_FILE: &str = "promise";
 /// Where slaves before promises kept the bare epoch; read once if no promise file exists.
@@ -146,8 +173,9 @@ pub struct Store {
     promise: Promise,
     /// The data directory the promise is kept in; `None` keeps it in memory only.
     dir: Option<PathBuf>,
-    /// The copy an inventory is being paged from.
-    inventory: Option<Vec<(Key, Entry)>>,
+    /// The keys an inventory is being paged through, and the number of inventories begun.
+    inventory: Option<InventoryKeys>,
+    inventories: u64,
 }
 
 impl Store {
@@ -157,29 +185,49 @@ impl Store {
             Some(dir) => read_promise(dir)?,
             None => Promise::default(),
         };
-        Ok(Store { map: StoreMap::default(), promise, dir, inventory: None })
+        Ok(Store { map: StoreMap::default(), promise, dir, inventory: None, inventories: 0 })
     }
 
     pub fn new() -> Self {
-        Store { map: StoreMap::default(), promise: Promise::default(), dir: None, inventory: None }
+        Store { map: StoreMap::default(), promise: Promise::default(), dir: None, inventory: None, inventories: 0 }
     }
 
     fn inventory_page(&mut self, cursor: u64) -> Result<SlaveReply, WireError> {
+        let offset_mask = (1u64 << CURSOR_OFFSET_BITS) - 1;
         if cursor == 0 {
-            self.inventory = Some(self.map.all());
+            self.inventories += 1;
+            let session = self.inventories & ((1 << (64 - CURSOR_OFFSET_BITS)) - 1);
+            self.inventory = Some(InventoryKeys { session: session.max(1), keys: self.map.packed_keys() });
         }
-        let Some(all) = &self.inventory else {
-            return Err(WireError::bad_request("no inventory in progress; start again from cursor 0"));
+        let session = match cursor {
+            0 => self.inventory.as_ref().map_or(0, |inv| inv.session),
+            cursor => cursor >> CURSOR_OFFSET_BITS,
         };
-        let start = cursor as usize;
-        let (mut end, mut bytes) = (start, 0);
-        while end < all.len() && (end == start || bytes < INVENTORY_PAGE_BYTES) {
-            let (key, entry) = &all[end];
-            bytes += key.as_bytes().len() + entry.value.as_ref().map_or(0, |v| v.as_bytes().len()) + 32;
-            end += 1;
+        let keys = match &self.inventory {
+            Some(inv) if inv.session == session => &inv.keys,
+            Some(_) | None => {
+                return Err(WireError::bad_request(
+                    "that inventory is no longer in progress; start again from cursor 0",
+                ))
+            }
+        };
+        let mut at = usize::try_from(cursor & offset_mask).unwrap_or(usize::MAX);
+        let (mut entries, mut bytes) = (Vec::new(), 0);
+        while at < keys.len() && (entries.is_empty() || bytes < INVENTORY_PAGE_BYTES) {
+            let Some(key) = keys
+                .get(at..at + 2)
+                .map(|len| usize::from(u16::from_le_bytes([len[0], len[1]])))
+                .and_then(|len| keys.get(at + 2..at + 2 + len))
+            else {
+                return Err(WireError::bad_request("an inventory cursor that points at no key"));
+            };
+            at += 2 + key.len();
+            if let Some((key, entry)) = self.map.entry_of(key) {
+                bytes += key.as_bytes().len() + entry.value.as_ref().map_or(0, |v| v.as_bytes().len()) + 32;
+                entries.push((key, entry));
+            }
         }
-        let entries = all.get(start..end).map(<[_]>::to_vec).unwrap_or_default();
-        let next = (end < all.len()).then_some(end as u64);
+        let next = (at < keys.len()).then_some((session << CURSOR_OFFSET_BITS) | at as u64);
         if next.is_none() {
             self.inventory = None;
         }
@@ -221,6 +269,8 @@ impl Store {
     fn adopt(&mut self, next: Promise, epoch: Epoch, op: SlaveOp) -> Result<SlaveReply, WireError> {
         if next.epoch > self.promise.epoch {
             tracing::info!(old = %self.promise.epoch, new = %next.epoch, to = ?next.to, "promised a newer epoch");
+            // Whoever was reading an inventory can no longer use it.
+            self.inventory = None;
         }
         let before = std::mem::replace(&mut self.promise, next);
         self.carry_out(epoch, op, &before)
@@ -450,6 +500,35 @@ mod tests {
         }
         assert_eq!(seen, 10);
         assert!(pages > 1, "pages are bounded in size");
+    }
+
+    #[test]
+    fn a_cursor_from_an_inventory_started_again_is_refused() {
+        let mut store = Store::new();
+        let big = Value::new(vec![b'x'; 200 * 1024]).unwrap();
+        for i in 0..4 {
+            store.map.write(key(&format!("k{i}")), Version::new(1, i), Some(big.clone()));
+        }
+        let page = |store: &mut Store, cursor| match run(store, Epoch(1), SlaveOp::Inventory { cursor }) {
+            Ok(SlaveReply::Inventory { entries, next }) => Ok((entries.len(), next)),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err(err),
+        };
+        let (_, first) = page(&mut store, 0).unwrap();
+        let first = first.expect("more than one page");
+        let (_, second) = page(&mut store, 0).unwrap();
+        assert_ne!(Some(first), second, "a new inventory has new cursors");
+        assert!(matches!(page(&mut store, first), Err(WireError::BadRequest { .. })));
+        assert!(page(&mut store, second.unwrap()).is_ok(), "the newest inventory goes on");
+        assert!(matches!(page(&mut store, u64::MAX), Err(WireError::BadRequest { .. })), "a made-up cursor");
+        // A newer promise ends an inventory in progress.
+        let (_, third) = page(&mut store, 0).unwrap();
+        assert!(run(&mut store, Epoch(2), SlaveOp::Ping).is_ok());
+        assert!(run(&mut store, Epoch(2), SlaveOp::Promise).is_ok());
+        assert!(matches!(
+            run(&mut store, Epoch(2), SlaveOp::Inventory { cursor: third.unwrap() }),
+            Err(WireError::BadRequest { .. })
+        ));
     }
 
     #[test]

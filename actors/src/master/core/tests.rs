@@ -403,3 +403,48 @@ fn commands_waiting_behind_a_seeding_read_keep_waiting_for_it() {
         .collect();
     assert_eq!(tokens, vec![2, 3, 4], "every waiting command runs, in order, once");
 }
+
+#[test]
+fn a_read_waits_for_the_log_to_hold_what_it_found() {
+    let mut core = cluster();
+    mapped(&mut core, "k");
+    let write = write_plan(core.submit(key("k"), Op::Put(value("v")), 1));
+    let version = write.entry.version;
+    let plan = read_plan(core.submit(key("k"), Op::Get, 2));
+    assert!(plan.unsynced, "the write's record is not durable yet");
+    let reply = ClientReply::Value { value: Some(value("v")), version: Some(version) };
+    assert!(core.settle_read(&key("k"), version, 2, reply.clone()).is_empty(), "the read waits for the log");
+    assert!(core.synced([(key("other"), version)]).is_empty(), "another key's record changes nothing");
+    let effects = core.synced([(key("k"), version)]);
+    assert!(matches!(effects.as_slice(), [Effect::Reply { token: 2, result: Ok(_) }]), "{effects:?}");
+    let plan = read_plan(core.submit(key("k"), Op::Get, 3));
+    assert!(!plan.unsynced, "once durable, reads answer directly");
+    assert!(matches!(core.settle_read(&key("k"), version, 3, reply).as_slice(), [Effect::Reply { token: 3, .. }]));
+}
+
+#[test]
+fn a_read_of_a_value_newer_than_the_log_waits_for_its_record() {
+    let mut core = cluster();
+    mapped(&mut core, "k");
+    let found = Entry { version: Version::new(1, 40), value: Some(value("surfaced")) };
+    let effects = core.read_won(&key("k"), found.clone());
+    assert!(matches!(effects.as_slice(), [Effect::Log { .. }]), "{effects:?}");
+    let reply = ClientReply::Value { value: found.value.clone(), version: Some(found.version) };
+    assert!(core.settle_read(&key("k"), found.version, 5, reply).is_empty());
+    // A later write's record made durable covers the earlier one (the log is appended in order).
+    let write = write_plan(core.submit(key("k"), Op::Put(value("w")), 6));
+    let effects = core.synced([(key("k"), found.version), (key("k"), write.entry.version)]);
+    assert!(matches!(effects.as_slice(), [Effect::Reply { token: 5, .. }]), "{effects:?}");
+    let effects = core.fail_settling("stopped");
+    assert!(effects.is_empty(), "nothing waits any more");
+}
+
+#[test]
+fn reads_waiting_for_the_log_fail_when_the_master_stops() {
+    let mut core = cluster();
+    mapped(&mut core, "k");
+    let write = write_plan(core.submit(key("k"), Op::Put(value("v")), 1));
+    let reply = ClientReply::Value { value: Some(value("v")), version: Some(write.entry.version) };
+    assert!(core.settle_read(&key("k"), write.entry.version, 2, reply).is_empty());
+    assert!(unavailable(&core.fail_settling("stopped")));
+}
