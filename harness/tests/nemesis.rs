@@ -45,22 +45,7 @@ fn a_short_nemesis_with_every_fault_kind_finds_no_violation() {
     let nodes = nodes_bin();
     let seed = seed_with_a_short_first_round(Duration::from_secs(SHORT_RUN_S * 3 / 5)).to_string();
     let duration = SHORT_RUN_S.to_string();
-    let out = harness(&[
-        "nemesis",
-        "--secure",
-        "--duration",
-        &duration,
-        "--seed",
-        &seed,
-        "--nodes-bin",
-        nodes.to_str().expect("utf-8"),
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(EXIT_PASS), "the nemesis failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("verdict: PASS"), "{stdout}");
+    let (stdout, stderr) = passing_nemesis(&dir, &nodes, &["--secure", "--duration", &duration, "--seed", &seed]);
 
     let summary = read_json(&dir.join("summary.json"));
     assert_eq!(summary["verdict"], "pass", "{summary:#}");
@@ -83,6 +68,20 @@ fn a_short_nemesis_with_every_fault_kind_finds_no_violation() {
     assert!(!dir.join("data").exists(), "a passing run removes the nodes' data");
 }
 
+/// Runs `harness nemesis` with `args` against `nodes`, writing to `dir`, and insists on a pass;
+/// returns its stdout and stderr.
+fn passing_nemesis(dir: &Path, nodes: &Path, args: &[&str]) -> (String, String) {
+    let mut all = vec!["nemesis"];
+    all.extend_from_slice(args);
+    all.extend(["--nodes-bin", nodes.to_str().expect("utf-8"), "--out", dir.to_str().expect("utf-8")]);
+    let out = harness(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(EXIT_PASS), "the nemesis {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("verdict: PASS"), "{stdout}");
+    (stdout, stderr)
+}
+
 /// Seconds of faults in the composed run.
 const COMPOSE_RUN_S: u64 = 20;
 
@@ -94,26 +93,10 @@ fn a_short_composed_nemesis_overlaps_faults_and_reports_them() {
     let nodes = nodes_bin();
     let seed: u64 = 3;
     let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
-    let out = harness(&[
-        "nemesis",
-        "--compose",
-        "--duration",
-        &COMPOSE_RUN_S.to_string(),
-        "--seed",
-        &seed.to_string(),
-        "--faults",
-        &kinds.join(","),
-        "--nodes-bin",
-        nodes.to_str().expect("utf-8"),
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let code = out.status.code();
-    assert_eq!(code, Some(EXIT_PASS), "the composed nemesis found a violation\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let (duration, seed_arg, faults) = (COMPOSE_RUN_S.to_string(), seed.to_string(), kinds.join(","));
+    let args = ["--compose", "--duration", &duration, "--seed", &seed_arg, "--faults", &faults];
+    let (stdout, _) = passing_nemesis(&dir, &nodes, &args);
     assert!(stdout.contains("overlapping faults: "), "{stdout}");
-    assert!(stdout.contains("verdict: PASS"), "{stdout}");
 
     let summary = read_json(&dir.join("summary.json"));
     assert_eq!(summary["config"]["compose"], true, "{summary:#}");
@@ -166,30 +149,9 @@ fn a_short_nemesis_in_network_namespaces_cleans_up_after_itself() {
     let leftover = format!("{}leftover-test", netns::PREFIX);
     let made = Command::new("ip").args(["netns", "add", &leftover]).status().expect("ip netns add");
     assert!(made.success(), "cannot make a namespace as root");
-    let out = harness(&[
-        "nemesis",
-        "--net",
-        "namespaces",
-        "--compose",
-        "--duration",
-        "12",
-        "--seed",
-        "2",
-        "--faults",
-        "partition,partition-isolate,partition-halves,partition-bridge,partition-one-way,restart-in-partition",
-        "--nodes-bin",
-        nodes.to_str().expect("utf-8"),
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let code = out.status.code();
-    assert_eq!(
-        code,
-        Some(EXIT_PASS),
-        "the nemesis in namespaces found a violation\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let faults = "partition,partition-isolate,partition-halves,partition-bridge,partition-one-way,restart-in-partition";
+    let args = ["--net", "namespaces", "--compose", "--duration", "12", "--seed", "2", "--faults", faults];
+    let (_, stderr) = passing_nemesis(&dir, &nodes, &args);
     assert!(stderr.contains(&format!("removing namespace {leftover}")), "{stderr}");
     let summary = read_json(&dir.join("summary.json"));
     assert_eq!(summary["config"]["net"], "namespaces", "{summary:#}");

@@ -255,8 +255,9 @@ pub enum SlaveOp {
     Write { key: Key, version: Version, value: Option<Value> },
     /// Heartbeat.
     Ping,
-    /// A page of every entry the slave holds. `cursor: 0` takes a fresh copy of the slave's
-    /// entries; later pages continue from the cursor the previous page returned.
+    /// A page of every entry the slave holds. `cursor: 0` starts an inventory (the slave lists
+    /// its keys); later pages continue from the cursor the previous page returned, and a cursor
+    /// from an inventory that was started again since is refused (`BadRequest`).
     Inventory { cursor: u64 },
     /// A candidate asks the slave to promise, durably, to refuse every request from an epoch
     /// older than the request's, and every other node's request in that epoch. Answered with
