@@ -89,6 +89,63 @@ fn a_log_io_error_stops_the_master_which_restarts_from_what_is_durable() {
     assert_acknowledged(&cluster, &results);
 }
 
+/// A read never returns what a crash can take back. The second write's batch is held before
+/// it reaches the disk; meanwhile its value is on the slaves, and a read of the key finds it
+/// there. The master is killed before the batch is written, and the slaves restart empty: the
+/// value is gone. A read that had returned it would be followed by reads of the older value.
+#[test]
+fn a_read_never_returns_a_value_that_a_crash_takes_back() {
+    read_before_durable(&[]).unwrap();
+}
+
+/// The same with `mutation-read-before-durable`: the read answers before the log holds the
+/// value, and the check above reports it.
+#[test]
+fn a_read_that_does_not_wait_for_the_log_goes_back_in_time() {
+    let err = read_before_durable(&["mutation-read-before-durable=return"]).unwrap_err();
+    assert!(err.contains("went back"), "{err}");
+}
+
+fn read_before_durable(mutation: &[&str]) -> Result<(), String> {
+    let mut points = vec!["wal-write-stall=1*off->1*return(4000)->off"];
+    points.extend_from_slice(mutation);
+    let env = [("FAILPOINTS_FIRST_RUN", points.join(";"))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut cluster = Cluster::start_env_fixed("read-durable", 3, &[], &env);
+    let config = ClientConfig { request_timeout: Duration::from_secs(1), ..cluster.client_config() };
+    let (first, second, during) = actix_rt::System::new().block_on(async move {
+        let client = Client::start(config);
+        let first = client.put(b("k"), b("v1")).await.map(|_| ());
+        // Held on its way to the disk: the client gives up on it (outcome unknown).
+        let second = client.put(b("k"), b("v2")).await.map(|_| ());
+        let during = client.get(b("k")).await;
+        (first, second, during.map_err(|e| e.to_string()))
+    });
+    first.map_err(|e| format!("the first write: {e}"))?;
+    if second.is_ok() {
+        return Err("the held write was acknowledged before its record was durable".into());
+    }
+    // The master dies with the batch still held; the slaves forget everything.
+    cluster.master.kill();
+    for name in ["slave-1", "slave-2", "slave-3"] {
+        cluster.kill_slave(name);
+        cluster.start_slave(name);
+    }
+    cluster.restart_master();
+    cluster.wait_for_slaves(&["slave-1", "slave-2", "slave-3"]);
+    let after = cluster.with_client(|client| async move { client.get(b("k")).await.map_err(|e| e.to_string()) })?;
+    if after != Some(b("v1")) {
+        return Err(format!("after the crash k = {after:?}; only v1 was ever durable"));
+    }
+    match during {
+        Ok(Some(value)) if value == b("v2") => Err("a read returned v2, then the store went back to v1".into()),
+        Ok(value) if value == Some(b("v1")) || value.is_none() => Ok(()),
+        Ok(other) => Err(format!("a read returned {other:?}")),
+        // It waited for the log, which never made v2 durable.
+        Err(_) => Ok(()),
+    }
+}
+
 #[test]
 fn a_crashed_coordinator_is_restarted_and_keeps_serving() {
     let env = [("FAILPOINTS", "coordinator-crash=3*off->1*return->off")];

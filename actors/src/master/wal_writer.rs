@@ -195,7 +195,7 @@ pub struct WalStats {
 pub struct Stats;
 
 enum Work {
-    /// `poisoned`: the `wal-write-io-error` failpoint chose this batch to fail.
+    /// `injected`: what the `wal-write-io-error` and `wal-write-stall` failpoints chose for it.
     Batch {
         bytes: Vec<u8>,
         last: Lsn,
@@ -203,7 +203,7 @@ enum Work {
         records: Vec<LogRecord>,
         /// The write records' keys and versions, if someone is told of them (`SyncedTo`).
         written: Vec<(Key, Version)>,
-        poisoned: bool,
+        injected: Injected,
     },
     Rotate {
         first: Lsn,
@@ -216,8 +216,15 @@ enum InIo {
     Rotate { path: PathBuf },
 }
 
+/// Faults the failpoints injected into one batch (never set without the `failpoints` feature).
+#[derive(Debug, Clone, Copy, Default)]
+struct Injected {
+    fail: bool,
+    stall_ms: u64,
+}
+
 enum IoCommand {
-    Write(Vec<u8>, bool),
+    Write(Vec<u8>, Injected),
     Rotate(PathBuf),
 }
 
@@ -335,6 +342,12 @@ impl WalWriter {
             false
         };
         let poison = matches!(record, LogRecord::Write { .. }) && chosen();
+        // Holds the batch with the chosen write for the given milliseconds before it is written.
+        let stall = || -> u64 {
+            fail::fail_point!("wal-write-stall", |ms: Option<String>| ms.and_then(|ms| ms.parse().ok()).unwrap_or(0));
+            0
+        };
+        let stall_ms = if matches!(record, LogRecord::Write { .. }) { stall() } else { 0 };
         if !matches!(self.queue.back(), Some(Work::Batch { .. })) {
             let bytes = Vec::with_capacity(4096);
             let batch = Work::Batch {
@@ -343,14 +356,15 @@ impl WalWriter {
                 waiters: Vec::new(),
                 records: Vec::new(),
                 written: Vec::new(),
-                poisoned: false,
+                injected: Injected::default(),
             };
             self.queue.push_back(batch);
         }
-        let Some(Work::Batch { bytes, last, waiters, records, written, poisoned }) = self.queue.back_mut() else {
+        let Some(Work::Batch { bytes, last, waiters, records, written, injected }) = self.queue.back_mut() else {
             unreachable!("a batch was just pushed")
         };
-        *poisoned |= poison;
+        injected.fail |= poison;
+        injected.stall_ms = injected.stall_ms.max(stall_ms);
         if let Err(err) = format::encode(&record, bytes) {
             tracing::error!(%err, "cannot encode a log record");
             return refuse(notify, err.to_string());
@@ -376,9 +390,9 @@ impl WalWriter {
         }
         let Some(work) = self.queue.pop_front() else { return };
         let (command, doing) = match work {
-            Work::Batch { bytes, last, waiters, records, written, poisoned } => {
+            Work::Batch { bytes, last, waiters, records, written, injected } => {
                 self.log_bytes += bytes.len() as u64;
-                (IoCommand::Write(bytes, poisoned), InIo::Batch { last, waiters, records, written })
+                (IoCommand::Write(bytes, injected), InIo::Batch { last, waiters, records, written })
             }
             Work::Rotate { first } => {
                 let path = self.dir.segment_path(first);
@@ -628,7 +642,11 @@ impl Handler<Stats> for WalWriter {
 fn io_thread(mut file: File, sync: bool, rx: mpsc::Receiver<IoCommand>, actor: Addr<WalWriter>) {
     for command in rx {
         let result = match command {
-            IoCommand::Write(bytes, poisoned) => {
+            IoCommand::Write(bytes, injected) => {
+                if injected.stall_ms > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(injected.stall_ms));
+                }
+                let poisoned = injected.fail;
                 let injected = || -> std::io::Result<()> {
                     if poisoned {
                         return Err(std::io::Error::other("injected by the wal-write-io-error failpoint"));
