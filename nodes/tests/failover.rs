@@ -361,3 +361,31 @@ fn a_client_that_stalls_itself_does_not_blame_the_server() {
     });
     assert!(result.is_ok(), "the client's own stall was taken for a silent server: {result:?}");
 }
+
+/// A request made while the cluster is between masters (the master just died, the standby
+/// has not taken over yet) waits for the new master within its deadline instead of failing.
+#[test]
+fn a_write_made_between_masters_waits_for_the_takeover() {
+    let mut cluster = Cluster::start_pair("between-masters", 3, &[]);
+    cluster.with_client(|client| async move { client.put(b("k"), b("before")).await.expect("a first write") });
+    cluster.master.kill();
+    // A fresh client, so nothing it learned before helps it: it finds only a standby at first.
+    let written = cluster.with_client(|client| async move { client.put(b("k"), b("after")).await });
+    assert!(written.is_ok(), "a write made during the takeover failed instead of waiting: {written:?}");
+    let read = cluster.with_client(|client| async move { client.get(b("k")).await });
+    assert_eq!(read.expect("a read from the new master"), Some(b("after")));
+}
+
+/// Nothing answers at all (no cluster at these addresses): the client says so at once rather
+/// than waiting out its deadline.
+#[test]
+fn a_client_with_no_cluster_to_reach_fails_at_once() {
+    let config = ClientConfig {
+        servers: vec![support::free_addr(), support::free_addr()],
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(20),
+        credentials: Default::default(),
+    };
+    let result = actix_rt::System::new().block_on(async move { Client::start(config).put(b("k"), b("v")).await });
+    assert!(matches!(result, Err(actors::Error::NoMaster(_))), "expected no reachable master, got {result:?}");
+}

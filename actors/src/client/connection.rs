@@ -13,6 +13,11 @@
 //! any frame the connection is treated as lost (as above). Connecting dials every server at
 //! once and takes the first that answers as master, so a paused server costs nothing either:
 //! a client follows a takeover without waiting out its deadlines.
+//!
+//! While no server answers as master but the cluster is there (a standby or a candidate
+//! answered, or this client had a master before), requests that were not sent wait for the
+//! next master and are sent to it, until their deadline; the client dials again after a pause
+//! that grows from 25 ms to 400 ms. A cluster that was never reached fails them at once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -77,6 +82,8 @@ struct Pending {
     sent_on: Option<u64>,
     /// Times it was sent again after a failover.
     retries: u32,
+    /// When its caller stops waiting.
+    deadline: Instant,
 }
 
 struct Connection {
@@ -91,6 +98,11 @@ struct Connection {
     /// (a paused server never closes it).
     reader: SpawnHandle,
 }
+
+/// The first pause between connection attempts while no server answers as master; it doubles
+/// up to [`RETRY_MAX`] and starts again once a master answers.
+const RETRY_FIRST: Duration = Duration::from_millis(25);
+const RETRY_MAX: Duration = Duration::from_millis(400);
 
 /// Silence (with requests in flight) after which the client asks the server for a `Pong`.
 pub const PING_AFTER: Duration = Duration::from_millis(300);
@@ -115,6 +127,8 @@ pub struct ClientActor {
     waiting: VecDeque<RequestId>,
     /// A master address learned from a "not master" answer, tried first next time.
     redirect: Option<String>,
+    /// The pause before the next connection attempt while no master answers.
+    backoff: Duration,
 }
 
 impl ClientActor {
@@ -130,6 +144,7 @@ impl ClientActor {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             redirect: None,
+            backoff: RETRY_FIRST,
         }
     }
 
@@ -178,6 +193,8 @@ impl ClientActor {
             let mut tried: HashSet<String> = servers.iter().cloned().collect();
             let mut dials: FuturesUnordered<_> = servers.into_iter().map(&dial_one).collect();
             let mut failures: Vec<(String, String)> = Vec::new();
+            // Some server answered the handshake: the cluster is up, between masters.
+            let mut answered = false;
             let mut redirects = 0;
             let mut older: Option<Dialed> = None;
             let mut candidate: Option<Dialed> = None;
@@ -198,8 +215,12 @@ impl ClientActor {
                         failures.push((addr.clone(), format!("{addr} is not serving yet")));
                         candidate.get_or_insert(dialed);
                     }
-                    Ok(_) => failures.push((addr.clone(), format!("{addr} is a standby"))),
+                    Ok(_) => {
+                        answered = true;
+                        failures.push((addr.clone(), format!("{addr} is a standby")));
+                    }
                     Err(DialError::Refused(WireError::NotMaster { master })) => {
+                        answered = true;
                         failures.push((addr.clone(), format!("{addr} is not master")));
                         if let Some(master) = master.filter(|m| redirects < 2 && tried.insert(m.clone())) {
                             redirects += 1;
@@ -214,26 +235,44 @@ impl ClientActor {
             }
             // Reported in the order the servers were given (redirect targets last).
             failures.sort_by_key(|(addr, _)| order.iter().position(|s| s == addr).unwrap_or(usize::MAX));
-            Err(failures.into_iter().map(|(_, why)| why).collect::<Vec<_>>().join("; "))
+            Err((failures.into_iter().map(|(_, why)| why).collect::<Vec<_>>().join("; "), answered))
         };
         ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
             act.connecting = false;
             match result {
                 Ok(dialed) => act.connected(dialed, ctx),
-                Err(reason) => {
-                    for id in std::mem::take(&mut act.waiting) {
-                        if let Some(p) = act.pending.remove(&id) {
-                            let _ = p.tx.send(Err(Error::NoMaster(reason.clone())));
-                        }
-                    }
-                }
+                Err((reason, answered)) => act.no_master(reason, answered, ctx),
             }
         }));
+    }
+
+    /// No server answered as master. While the cluster is between masters (a server answered,
+    /// or this client had a master before) the requests not yet sent wait for the next one, as
+    /// long as their deadlines allow; a cluster that was never reached fails them at once.
+    fn no_master(&mut self, reason: String, answered: bool, ctx: &mut Context<Self>) {
+        let wait = answered || self.conn_count > 0;
+        let retry_at = Instant::now() + self.backoff;
+        let mut kept = VecDeque::new();
+        for id in std::mem::take(&mut self.waiting) {
+            let Some(pending) = self.pending.get(&id) else { continue };
+            if wait && !pending.tx.is_closed() && pending.deadline > retry_at {
+                kept.push_back(id);
+            } else if let Some(p) = self.pending.remove(&id) {
+                let _ = p.tx.send(Err(Error::NoMaster(reason.clone())));
+            }
+        }
+        self.waiting = kept;
+        if !self.waiting.is_empty() {
+            tracing::debug!(reason, backoff = ?self.backoff, "no master yet; trying again");
+            ctx.run_later(self.backoff, |act, ctx| act.connect(ctx));
+            self.backoff = (self.backoff * 2).min(RETRY_MAX);
+        }
     }
 
     fn connected(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
         let Dialed { addr, welcome, reader, writer } = dialed;
         tracing::debug!(server = %addr, node = %welcome.node, "connected");
+        self.backoff = RETRY_FIRST;
         self.newest_epoch = self.newest_epoch.max(welcome.epoch);
         self.conn_count += 1;
         let id = self.conn_count;
@@ -332,14 +371,15 @@ impl Handler<Call> for ClientActor {
         let id = self.next_id;
         self.next_id += 1;
         let (tx, rx) = oneshot::channel();
-        self.pending.insert(id, Pending { op: msg.0, tx, sent_on: None, retries: 0 });
+        let timeout = self.config.request_timeout;
+        self.pending
+            .insert(id, Pending { op: msg.0, tx, sent_on: None, retries: 0, deadline: Instant::now() + timeout });
         if self.conn.is_some() {
             self.send(id);
         } else {
             self.waiting.push_back(id);
             self.connect(ctx);
         }
-        let timeout = self.config.request_timeout;
         Box::pin(async move {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(result)) => result,
