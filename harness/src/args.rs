@@ -25,6 +25,42 @@ pub enum Command {
     /// A concurrent workload on a few keys while faults are injected; then heal, read every
     /// key, and check the history (linearizable, no lost writes, serving again).
     Nemesis(NemesisArgs),
+    /// Fill an existing cluster with `key0` .. `key{N-1}`, pipelined, as fast as it takes them.
+    Load(FillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FillArgs {
+    /// The cluster's master.
+    #[arg(long)]
+    pub master: String,
+    /// The cluster's backup, tried when the master is unreachable.
+    #[arg(long)]
+    pub backup: Option<String>,
+    /// The cluster's client password (its --client-password-file).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Connect over TLS, verifying the cluster against this CA certificate.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Number of keys to write.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub keys: u64,
+    /// The first key's index: writes key{first} .. key{first + keys - 1}.
+    #[arg(long, default_value_t = 0)]
+    pub first: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub value_size: u64,
+    /// Client connections.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub connections: u32,
+    /// Writes in flight on each connection.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub pipeline: u32,
+    /// Deadline for one write.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -92,8 +128,8 @@ pub struct LoadArgs {
     /// Percentage of writes that are deletes instead of puts.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub del_pct: u32,
-    /// Number of keys: key0 .. key{N-1}.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    /// Number of keys: key0 .. key{N-1} (fill them first with `harness load` to read values).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub keys: u64,
     /// Zipf exponent for skewed key choice (key0 the most popular); uniform when absent.
     #[arg(long)]

@@ -146,7 +146,7 @@ async fn scheduled_call(
 
 /// Sends `op`; a GET answers the value read, a write `None`.
 async fn execute(client: &Client, workload: &Workload, op: &Op) -> Answer {
-    let key = workload.keys.key(op.key()).clone();
+    let key = workload.keys.key(op.key());
     match op {
         Op::Get { .. } => client.get(key).await,
         Op::Put { value, .. } => client.put(key, value.clone()).await.map(|_| None),

@@ -21,6 +21,9 @@ pub enum HarnessError {
     NotReady(String),
     #[error("the cluster does not answer: {0}")]
     Cluster(actors::Error),
+    /// A key of `harness load` could not be written, even after retries.
+    #[error("the load is incomplete: {0}")]
+    Load(String),
 
     // Local files.
     #[error("{}: {cause}", path.display())]

@@ -40,6 +40,7 @@ pub mod error;
 pub mod history;
 pub mod keys;
 pub mod launcher;
+pub mod load;
 pub mod measure;
 pub mod metrics;
 pub mod nemesis;

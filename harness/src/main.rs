@@ -1,7 +1,12 @@
 use anyhow::Context as _;
+use std::time::Duration;
+
+use actors::client::ClientConfig;
+use actors::security::{Credentials, TlsFiles};
 use clap::Parser;
 
-use harness::args::{Cli, Command, NemesisArgs, RunArgs, SweepArgs};
+use harness::args::{Cli, Command, FillArgs, NemesisArgs, RunArgs, SweepArgs};
+use harness::load;
 use harness::nemesis::{self, NemesisConfig};
 use harness::run::{self, RunPlan};
 use harness::signal::EXIT_INTERRUPTED;
@@ -17,6 +22,7 @@ fn main() {
         Command::Run(args) => run_command(&args),
         Command::Sweep(args) => sweep_command(&args),
         Command::Nemesis(args) => nemesis_command(&args),
+        Command::Load(args) => load_command(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -58,6 +64,35 @@ fn nemesis_command(args: &NemesisArgs) -> anyhow::Result<i32> {
     print!("{}", outcome.summary.text());
     println!("history, summary and logs in {}", out.display());
     Ok(outcome.exit_code)
+}
+
+fn load_command(args: &FillArgs) -> anyhow::Result<i32> {
+    let tls = TlsFiles { ca: args.tls_ca.clone(), ..TlsFiles::default() };
+    let credentials = Credentials::for_client(args.password_file.as_deref(), &tls)?;
+    let servers = std::iter::once(args.master.clone()).chain(args.backup.clone()).collect();
+    let plan = load::LoadPlan {
+        config: ClientConfig {
+            servers,
+            connect_timeout: harness::cluster::CONNECT_TIMEOUT,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+            credentials,
+        },
+        keys: args.keys,
+        first: args.first,
+        value_size: usize::try_from(args.value_size)?,
+        connections: args.connections,
+        pipeline: args.pipeline,
+    };
+    let loaded = actix_rt::System::new().block_on(load::load(plan))?;
+    println!(
+        "loaded {} keys of {} bytes in {:.1} s: {:.0} writes/s ({} retried)",
+        loaded.keys,
+        args.value_size,
+        loaded.elapsed.as_secs_f64(),
+        loaded.rate(),
+        loaded.retried
+    );
+    Ok(0)
 }
 
 /// Logs to stderr; `RUST_LOG` sets the level (default: warnings only, to keep the progress

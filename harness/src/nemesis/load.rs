@@ -92,7 +92,7 @@ impl Load {
         let mut found = FinalReads::default();
         for index in 0..keys.len() {
             let name = keys.name(index).to_string();
-            match self.read_until(client, process, keys.key(index), &name, deadline).await {
+            match self.read_until(client, process, &keys.key(index), &name, deadline).await {
                 Some(value) => {
                     found.values.insert(name, value.map(|v| String::from_utf8_lossy(&v).into_owned()));
                 }
