@@ -1466,6 +1466,14 @@ fn run(seed: u64) -> Result<usize, String> {
     }
 }
 
+/// Failpoints are process-wide and the test harness runs tests on parallel threads: every test
+/// here holds this lock, so a mutation switched on by one never leaks into another's runs.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn seeds() -> Vec<u64> {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![seed];
@@ -1476,6 +1484,7 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn the_invariant_and_linearizability_hold_on_every_seed() {
+    let _serial = serial();
     let mut operations = 0;
     let seeds = seeds();
     for &seed in &seeds {
@@ -1490,6 +1499,7 @@ fn the_invariant_and_linearizability_hold_on_every_seed() {
 
 #[test]
 fn a_seed_reproduces_its_run() {
+    let _serial = serial();
     let trace = |seed| {
         let mut sim = Sim::new(seed);
         for _ in 0..500 {
@@ -1505,6 +1515,7 @@ fn a_seed_reproduces_its_run() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn the_simulation_finds_what_each_mutation_breaks() {
+    let _serial = serial();
     let scenario = fail::FailScenario::setup();
     // (mutation-no-read-raise needs a surfaced write and two refills in a row; its scripted
     // test in nodes/tests/takeover_faults.rs shows it.)
