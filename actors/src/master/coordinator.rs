@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use actix::prelude::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient, Supervised,
     WrapFuture,
@@ -153,13 +155,25 @@ pub struct Revalidated {
     pub incarnation: Incarnation,
 }
 
-/// A slave's whole inventory, read for a takeover.
+/// One page of a slave's inventory, read for a takeover by reader number `reader`. Pages are
+/// merged one message at a time, so a large inventory never holds up the coordinator's other
+/// messages (heartbeats, joins) for long.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InventoryPage {
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+    pub reader: u64,
+    pub entries: Vec<(Key, Entry)>,
+}
+
+/// Reader number `reader` finished `node`'s inventory: all of it (`ok`), or it failed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct InventoryDone {
     pub node: NodeId,
     pub incarnation: Incarnation,
-    pub entries: Vec<(Key, Entry)>,
+    pub reader: u64,
     pub ok: bool,
 }
 
@@ -252,6 +266,22 @@ pub struct StandbyState {
 struct Takeover {
     found: HashMap<Key, Vec<Found>>,
     read: BTreeSet<NodeId>,
+    /// The reader whose pages count for each slave: a slave that reconnects mid-read gets a
+    /// new reader, and the superseded one's pages and failure are ignored (its failure would
+    /// otherwise make the role core ask again while the new reader runs, and each new reader
+    /// restarts the slave's inventory under the other).
+    readers: HashMap<NodeId, u64>,
+    next_reader: u64,
+}
+
+/// Keys adopted before the coordinator yields to the other actors on its thread.
+const ADOPT_CHUNK: usize = 4096;
+
+/// A takeover's adoption in progress.
+struct Adopting {
+    epoch: Epoch,
+    found: std::vec::IntoIter<(Key, Vec<Found>)>,
+    done: oneshot::Sender<Result<(), String>>,
 }
 
 struct SlaveHandle {
@@ -271,6 +301,8 @@ pub struct CoordinatorActor {
     node: Addr<NodeActor>,
     /// Until the node says `Serve`, commands wait in `held` and inventories gather here.
     takeover: Option<Takeover>,
+    /// After `Prepare`: what is left to adopt.
+    adopting: Option<Adopting>,
     held: Vec<(std::time::Instant, Execute)>,
     standby: Option<(NodeId, Lsn)>,
     /// Stopped serving for good, and why.
@@ -304,6 +336,7 @@ impl CoordinatorActor {
             wal,
             node,
             takeover: Some(Takeover::default()),
+            adopting: None,
             held: Vec::new(),
             standby: None,
             stopped: None,
@@ -316,9 +349,18 @@ impl CoordinatorActor {
 
     /// The takeover's reads are complete: every key they found is adopted (the newest version
     /// wins, and versions newer than the log's are appended), on the slaves connected now.
-    fn adopt_found(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
-        let Some(takeover) = self.takeover.as_mut() else { return };
-        let found = std::mem::take(&mut takeover.found);
+    /// Adoption begins: the core serves `epoch`, the connected slaves count as live, and
+    /// what the inventories found is adopted [`ADOPT_CHUNK`] keys at a time, yielding between,
+    /// so a large data set never holds up heartbeats and joins for long. `done` is answered
+    /// once the epoch's record, appended after every record adoption appended, is durable.
+    fn begin_adopting(&mut self, epoch: Epoch, done: oneshot::Sender<Result<(), String>>, ctx: &mut Context<Self>) {
+        let Some(takeover) = self.takeover.as_mut() else {
+            let _ = done.send(Err("no takeover in progress".to_string()));
+            return;
+        };
+        // Pages that arrive from now on (a superseded reader's) are dropped.
+        takeover.readers.clear();
+        let found: Vec<(Key, Vec<Found>)> = std::mem::take(&mut takeover.found).into_iter().collect();
         self.core.serve(epoch);
         tracing::info!(%epoch, slaves = takeover.read.len(), keys = found.len(), "adopting what the takeover read");
         let joined: Vec<(NodeId, Incarnation, Version)> =
@@ -326,10 +368,44 @@ impl CoordinatorActor {
         for (node, incarnation, max_version) in joined {
             self.core.slave_connected(node, incarnation, max_version);
         }
-        for (key, found) in found {
+        self.adopting = Some(Adopting { epoch, found: found.into_iter(), done });
+        self.adopt_more(ctx);
+    }
+
+    /// Adopts the next chunk; after the last one, appends the epoch's record.
+    fn adopt_more(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut adopting) = self.adopting.take() else { return };
+        if let Some(reason) = &self.stopped {
+            let _ = adopting.done.send(Err(format!("stopped while adopting: {reason}")));
+            return;
+        }
+        for (key, found) in adopting.found.by_ref().take(ADOPT_CHUNK) {
             let effects = self.core.adopt(key, found);
             self.run(effects, ctx);
         }
+        if adopting.found.len() > 0 {
+            self.adopting = Some(adopting);
+            // A message to itself would be handled in the same poll of this actor; yielding to
+            // the runtime first lets the slave proxies and sessions on this thread run.
+            ctx.spawn(tokio::task::yield_now().into_actor(self).map(|(), act, ctx| act.adopt_more(ctx)));
+            return;
+        }
+        let Adopting { epoch, done, .. } = adopting;
+        // Through the same log writer, after every record adoption appended.
+        let entry = LogEntry::Epoch { epoch, master: self.config.node.clone() };
+        let record = self.wal.send(AppendDurable(entry));
+        ctx.spawn(record.into_actor(self).map(move |result, act, ctx| {
+            let result = match result {
+                Ok(Ok(lsn)) => {
+                    let effects = act.core.resume_joinings(lsn);
+                    act.run(effects, ctx);
+                    Ok(())
+                }
+                Ok(Err(err)) => Err(err),
+                Err(err) => Err(err.to_string()),
+            };
+            let _ = done.send(result);
+        }));
     }
 
     /// Serving begins. The connected slaves' incarnations and joinings are recorded only now,
@@ -619,19 +695,43 @@ impl Handler<SlaveJoined> for CoordinatorActor {
     }
 }
 
+impl Handler<InventoryPage> for CoordinatorActor {
+    type Result = ();
+
+    /// Merges a page into what the takeover found. Entries of a slave whose read then fails
+    /// stay: each is something that slave does hold, and a key adopted with or without it is
+    /// adopted as a takeover that read that slave (or did not) would adopt it.
+    fn handle(&mut self, msg: InventoryPage, _ctx: &mut Context<Self>) {
+        let InventoryPage { node, incarnation, reader, entries } = msg;
+        let Some(takeover) = self.takeover.as_mut() else { return };
+        if takeover.readers.get(&node) != Some(&reader) || takeover.read.contains(&node) {
+            return;
+        }
+        for (key, entry) in entries {
+            let found = takeover.found.entry(key).or_default();
+            // One answer per slave and key, whichever read gave it last.
+            match found.iter_mut().find(|f| f.node == node) {
+                Some(f) => *f = Found { node: node.clone(), incarnation, entry: Some(entry) },
+                None => found.push(Found { node: node.clone(), incarnation, entry: Some(entry) }),
+            }
+        }
+    }
+}
+
 impl Handler<InventoryDone> for CoordinatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: InventoryDone, _ctx: &mut Context<Self>) {
-        let InventoryDone { node, incarnation, entries, ok } = msg;
+        let InventoryDone { node, incarnation, reader, ok } = msg;
         let Some(takeover) = self.takeover.as_mut() else { return };
+        if takeover.readers.get(&node) != Some(&reader) {
+            tracing::debug!(slave = %node, reader, "a superseded inventory reader finished");
+            return;
+        }
+        takeover.readers.remove(&node);
         let ok = ok && self.slaves.get(&node).is_some_and(|h| h.incarnation == incarnation);
         if ok && !takeover.read.contains(&node) {
-            tracing::info!(slave = %node, keys = entries.len(), "read a slave's inventory");
-            for (key, entry) in entries {
-                let found = Found { node: node.clone(), incarnation, entry: Some(entry) };
-                takeover.found.entry(key).or_default().push(found);
-            }
+            tracing::info!(slave = %node, "read a slave's inventory");
             takeover.read.insert(node.clone());
         }
         self.node.do_send(RoleUpdate::Event(Event::InventoryRead { node, incarnation, ok }));
@@ -683,7 +783,11 @@ impl Handler<ReadInventory> for CoordinatorActor {
         match self.slaves.get(&node) {
             Some(handle) if self.takeover.is_some() => {
                 let (proxy, incarnation) = (handle.proxy.clone(), handle.incarnation);
-                InventoryReader::new(node, incarnation, proxy, epoch, ctx.address()).start();
+                let Some(takeover) = self.takeover.as_mut() else { return };
+                takeover.next_reader += 1;
+                let reader = takeover.next_reader;
+                takeover.readers.insert(node.clone(), reader);
+                InventoryReader::new(node, incarnation, reader, proxy, epoch, ctx.address()).start();
             }
             Some(_) | None => {
                 let incarnation = self.slaves.get(&node).map(|h| h.incarnation).unwrap_or_default();
@@ -697,19 +801,12 @@ impl Handler<Prepare> for CoordinatorActor {
     type Result = actix::ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, msg: Prepare, ctx: &mut Context<Self>) -> Self::Result {
-        self.adopt_found(msg.epoch, ctx);
-        // Through the same log writer, after every record adoption appended.
-        let entry = LogEntry::Epoch { epoch: msg.epoch, master: self.config.node.clone() };
-        let record = self.wal.send(AppendDurable(entry));
-        Box::pin(record.into_actor(self).map(|result, act, ctx| match result {
-            Ok(Ok(lsn)) => {
-                let effects = act.core.resume_joinings(lsn);
-                act.run(effects, ctx);
-                Ok(())
-            }
-            Ok(Err(err)) => Err(err),
-            Err(err) => Err(err.to_string()),
-        }))
+        let (done, finished) = oneshot::channel();
+        self.begin_adopting(msg.epoch, done, ctx);
+        Box::pin(
+            async move { finished.await.unwrap_or_else(|_| Err("the coordinator stopped while adopting".to_string())) }
+                .into_actor(self),
+        )
     }
 }
 

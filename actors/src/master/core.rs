@@ -45,6 +45,9 @@ use rand::SeedableRng;
 use super::placement;
 use crate::role::membership::Membership;
 
+/// Keys a call of [`Coordinator::maintenance`] tends at most.
+pub const SCAN_CHUNK: usize = 16_384;
+
 /// The incarnation of a member that was added to a set and has not been filled yet: no slave
 /// runs it, so such a member never counts for reads until a copy reaches it.
 pub const UNFILLED: Incarnation = Incarnation(0);
@@ -180,6 +183,8 @@ pub struct Coordinator<T> {
     rng: StdRng,
     /// Membership changed since the last scan for background work.
     dirty: bool,
+    /// Keys the current scan has still to look at, the next one last.
+    scanning: Vec<Key>,
     chores: VecDeque<Chore>,
     /// Background placements (by key) and refills in flight.
     placing: HashSet<Key>,
@@ -207,6 +212,7 @@ impl<T> Coordinator<T> {
             pending: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             dirty: false,
+            scanning: Vec::new(),
             chores: VecDeque::new(),
             placing: HashSet::new(),
             refills: 0,
@@ -610,6 +616,10 @@ impl<T> Coordinator<T> {
             self.dirty = false;
             self.scan();
         }
+        for _ in 0..SCAN_CHUNK {
+            let Some(key) = self.scanning.pop() else { break };
+            self.tend(&key);
+        }
         let mut effects = Vec::new();
         while self.placing.len() + self.refills < budget {
             let Some(chore) = self.chores.pop_front() else { break };
@@ -647,19 +657,23 @@ impl<T> Coordinator<T> {
 
     /// Background work is waiting or running.
     pub fn busy(&self) -> bool {
-        self.dirty || !self.chores.is_empty() || self.refills > 0 || !self.placing.is_empty()
+        self.dirty
+            || !self.scanning.is_empty()
+            || !self.chores.is_empty()
+            || self.refills > 0
+            || !self.placing.is_empty()
     }
 
-    /// Rebuilds the list of chores from the key map: replaces members on dead slaves, grows
-    /// short sets, and lists members to refill and keys to place.
+    /// Starts rebuilding the list of chores from the key map: each call of `maintenance` then
+    /// tends the next [`SCAN_CHUNK`] keys (replaces members on dead slaves, grows short sets,
+    /// lists members to refill and keys to place), so no call takes time in proportion to the
+    /// data set beyond listing its keys.
     fn scan(&mut self) {
         self.chores.clear();
         // In key order, so that a seed gives the same chores (and placements) every time.
         let mut keys: Vec<Key> = self.keys.keys().cloned().collect();
-        keys.sort_unstable();
-        for key in keys {
-            self.tend(&key);
-        }
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        self.scanning = keys;
     }
 
     /// Lists the chores one key needs: placing it, replacing members on slaves that are gone,

@@ -1,32 +1,35 @@
 //! The inventory reader: a short-lived actor that pages through everything one slave holds,
 //! for a master that is taking over. Its requests carry the new epoch, so the slave is fenced
-//! against the old master from the first page on.
+//! against the old master from the first page on. Each page goes to the coordinator as it
+//! arrives; nothing of the inventory is kept here.
 
 use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
 
-use net::{Entry, Epoch, Incarnation, Key, NodeId, SlaveOp, SlaveReply};
+use net::{Epoch, Incarnation, NodeId, SlaveOp, SlaveReply};
 
-use super::coordinator::{CoordinatorActor, InventoryDone};
+use super::coordinator::{CoordinatorActor, InventoryDone, InventoryPage};
 use super::slave_proxy::{Call, SlaveAnswer, SlaveProxy};
 
 pub struct InventoryReader {
     node: NodeId,
     incarnation: Incarnation,
+    /// This reader's number, which the coordinator matches against the slave's current reader.
+    reader: u64,
     proxy: Addr<SlaveProxy>,
     epoch: Epoch,
     coordinator: Addr<CoordinatorActor>,
-    entries: Vec<(Key, Entry)>,
 }
 
 impl InventoryReader {
     pub fn new(
         node: NodeId,
         incarnation: Incarnation,
+        reader: u64,
         proxy: Addr<SlaveProxy>,
         epoch: Epoch,
         coordinator: Addr<CoordinatorActor>,
     ) -> Self {
-        InventoryReader { node, incarnation, proxy, epoch, coordinator, entries: Vec::new() }
+        InventoryReader { node, incarnation, reader, proxy, epoch, coordinator }
     }
 
     fn ask(&self, cursor: u64, ctx: &mut Context<Self>) {
@@ -35,9 +38,8 @@ impl InventoryReader {
     }
 
     fn finish(&mut self, ok: bool, ctx: &mut Context<Self>) {
-        let entries = std::mem::take(&mut self.entries);
-        let (node, incarnation) = (self.node.clone(), self.incarnation);
-        self.coordinator.do_send(InventoryDone { node, incarnation, entries, ok });
+        let (node, incarnation, reader) = (self.node.clone(), self.incarnation, self.reader);
+        self.coordinator.do_send(InventoryDone { node, incarnation, reader, ok });
         ctx.stop();
     }
 }
@@ -56,7 +58,8 @@ impl Handler<SlaveAnswer> for InventoryReader {
     fn handle(&mut self, msg: SlaveAnswer, ctx: &mut Context<Self>) {
         match msg.result {
             Ok(SlaveReply::Inventory { entries, next }) => {
-                self.entries.extend(entries);
+                let (node, incarnation, reader) = (self.node.clone(), self.incarnation, self.reader);
+                self.coordinator.do_send(InventoryPage { node, incarnation, reader, entries });
                 match next {
                     Some(cursor) => self.ask(cursor, ctx),
                     None => self.finish(true, ctx),
