@@ -465,7 +465,7 @@ impl Sim {
                 let (recovered, facts) = facts_of(&self.nodes[i].log);
                 let seed = self.rng.random();
                 let mut coord = Coordinator::new(Epoch(0), R, seed).with_membership(facts.members, true);
-                coord.recover(recovered.entries);
+                coord.recover_table(recovered.entries);
                 self.nodes[i].coord = Some(coord);
                 self.nodes[i].found.clear();
             }

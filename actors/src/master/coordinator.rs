@@ -28,6 +28,7 @@ use net::{
 use super::backup_session::Retired;
 use super::core::{Coordinator, Effect, Found, Op, Target, WritePlan};
 use super::inventory::InventoryReader;
+use super::keytable::KeyTable;
 use super::read_aggregator::{Purpose, ReadAggregator};
 use super::slave_proxy::{Retire, SlaveProxy};
 use super::wal_writer::{
@@ -320,7 +321,7 @@ impl CoordinatorActor {
     /// so, in the epoch the node was granted.
     pub fn new(
         config: Arc<MasterConfig>,
-        entries: impl IntoIterator<Item = (Key, net::Entry)>,
+        entries: KeyTable,
         membership: Membership,
         wal: Addr<WalWriter>,
         node: Addr<NodeActor>,
@@ -328,7 +329,7 @@ impl CoordinatorActor {
         let standby_required = config.peer.is_some();
         let mut core =
             Coordinator::new(Epoch(0), config.replicas, config.seed).with_membership(membership, standby_required);
-        core.recover(entries);
+        core.recover_table(entries);
         CoordinatorActor {
             core,
             config,

@@ -42,6 +42,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::keytable::{KeyState, KeyTable};
 use super::placement;
 use crate::role::membership::Membership;
 
@@ -52,12 +53,7 @@ pub const SCAN_CHUNK: usize = 16_384;
 /// runs it, so such a member never counts for reads until a copy reaches it.
 pub const UNFILLED: Incarnation = Incarnation(0);
 
-/// A replica-set member: a slave, and the incarnation in which it received the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replica {
-    pub node: NodeId,
-    pub incarnation: Incarnation,
-}
+pub use super::keytable::Replica;
 
 /// A slave a quorum operation talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,15 +124,6 @@ pub enum Effect<T> {
     RecordMember { node: NodeId, incarnation: Incarnation, active: bool },
 }
 
-/// The state of one key.
-#[derive(Debug, Clone, Default)]
-struct KeyState {
-    /// The replica set; empty for a key known only from the log.
-    replicas: Vec<Replica>,
-    /// The newest entry this master minted, copied or recovered.
-    entry: Option<Entry>,
-}
-
 /// Background work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Chore {
@@ -177,7 +164,7 @@ pub struct Coordinator<T> {
     standby_required: bool,
     /// The standby holds every record up to here.
     standby_acked: Lsn,
-    keys: HashMap<Key, KeyState>,
+    keys: KeyTable,
     /// Keys being discovered or seeded, with the commands waiting for them.
     pending: HashMap<Key, Vec<(Op, T)>>,
     rng: StdRng,
@@ -208,7 +195,7 @@ impl<T> Coordinator<T> {
             joining: BTreeMap::new(),
             standby_required: false,
             standby_acked: Lsn(0),
-            keys: HashMap::new(),
+            keys: KeyTable::default(),
             pending: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             dirty: false,
@@ -253,14 +240,21 @@ impl<T> Coordinator<T> {
     pub fn recover(&mut self, entries: impl IntoIterator<Item = (Key, Entry)>) {
         for (key, entry) in entries {
             self.observe(entry.version);
-            self.keys.insert(key, KeyState { replicas: Vec::new(), entry: Some(entry) });
+            self.keys.put(&key, &KeyState { replicas: Vec::new(), entry: Some(entry) });
         }
+        self.dirty = true;
+    }
+
+    /// Starts from the keys a log replay (or a standby) rebuilt, none of them placed yet.
+    pub fn recover_table(&mut self, keys: KeyTable) {
+        debug_assert!(self.keys.is_empty(), "a coordinator recovers once, before it serves");
+        self.keys = keys;
         self.dirty = true;
     }
 
     /// Every key's newest entry, for a snapshot.
     pub fn entries(&self) -> Vec<(Key, Entry)> {
-        self.keys.iter().filter_map(|(k, s)| s.entry.clone().map(|e| (k.clone(), e))).collect()
+        self.keys.entries().collect()
     }
 
     pub fn epoch(&self) -> Epoch {
@@ -369,11 +363,10 @@ impl<T> Coordinator<T> {
     /// A read returned `entry` for `key`: the master's copy is raised to it (and logged when it
     /// is newer than the log's), so that a refill never copies an older value back.
     pub fn read_won(&mut self, key: &Key, entry: Entry) -> Vec<Effect<T>> {
-        let Some(state) = self.keys.get_mut(key) else { return Vec::new() };
-        if state.entry.as_ref().is_some_and(|e| e.version >= entry.version) {
+        if !self.keys.contains(key) || self.keys.version(key).is_some_and(|v| v >= entry.version) {
             return Vec::new();
         }
-        state.entry = Some(entry.clone());
+        self.keys.set_entry(key, Some(&entry));
         self.observe(entry.version);
         self.appended(key, entry.version);
         vec![Effect::Log { key: key.clone(), entry }]
@@ -459,8 +452,12 @@ impl<T> Coordinator<T> {
         if self.live.get(node) != Some(&incarnation) {
             return;
         }
-        if let Some(member) = self.keys.get_mut(key).and_then(|s| s.replicas.iter_mut().find(|m| &m.node == node)) {
-            member.incarnation = incarnation;
+        let mut members = self.keys.members(key);
+        if let Some(member) = members.iter_mut().find(|m| &m.node == node) {
+            if member.incarnation != incarnation {
+                member.incarnation = incarnation;
+                self.keys.set_members(key, &members);
+            }
         }
     }
 
@@ -470,7 +467,7 @@ impl<T> Coordinator<T> {
             waiting.push((op, token));
             return Vec::new();
         }
-        if self.keys.get(&key).is_some_and(|s| !s.replicas.is_empty()) {
+        if self.keys.placed(&key) == Some(true) {
             return vec![self.plan(key, op, token)];
         }
         let targets = self.live_targets();
@@ -492,7 +489,7 @@ impl<T> Coordinator<T> {
             self.placing.remove(&key);
             return fail_all(waiting, "not every live slave answered the lookup of an unmapped key");
         }
-        let logged = self.keys.get(&key).and_then(|s| s.entry.clone());
+        let logged = self.keys.entry(&key);
         let found_newest = found.iter().filter_map(|f| f.entry.as_ref()).max_by_key(|e| e.version).cloned();
         let mut effects = Vec::new();
         let winner = match (found_newest, logged) {
@@ -541,7 +538,7 @@ impl<T> Coordinator<T> {
             }),
             Some(_) | None => None,
         };
-        self.keys.insert(key.clone(), KeyState { replicas: members, entry: winner });
+        self.keys.put(&key, &KeyState { replicas: members, entry: winner });
         match seed {
             Some(plan) => {
                 self.pending.insert(key, waiting);
@@ -566,7 +563,7 @@ impl<T> Coordinator<T> {
     }
 
     /// Keys the map knows.
-    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
         self.keys.keys()
     }
 
@@ -583,11 +580,9 @@ impl<T> Coordinator<T> {
             self.run_waiting(key, waiting)
         } else {
             // Back to "known only from the log" (or unknown): the next command discovers again.
-            match self.keys.get_mut(&key) {
-                Some(state) if state.entry.is_some() => state.replicas.clear(),
-                Some(_) | None => {
-                    self.keys.remove(&key);
-                }
+            match self.keys.version(&key) {
+                Some(_) => self.keys.set_members(&key, &[]),
+                None => self.keys.remove(&key),
             }
             self.dirty = true;
             fail_all(waiting, "could not copy the key to a majority of its new replica set")
@@ -597,12 +592,17 @@ impl<T> Coordinator<T> {
     pub fn map_status(&self) -> MapStatus {
         let mut status = MapStatus { keys: self.keys.len() as u64, ..MapStatus::default() };
         let target = self.set_size();
-        for state in self.keys.values() {
-            status.values += u64::from(state.entry.as_ref().is_some_and(|e| e.value.is_some()));
+        for meta in self.keys.metas() {
+            status.values += u64::from(meta.has_value());
             let mut good = 0;
-            for member in &state.replicas {
-                *status.placed.entry(member.node.clone()).or_default() += 1;
-                good += usize::from(self.live.get(&member.node) == Some(&member.incarnation));
+            for (node, incarnation) in meta.members() {
+                match status.placed.get_mut(node) {
+                    Some(count) => *count += 1,
+                    None => {
+                        status.placed.insert(node.clone(), 1);
+                    }
+                }
+                good += usize::from(self.live.get(node) == Some(&incarnation));
             }
             status.under_replicated += u64::from(good < target);
         }
@@ -625,7 +625,7 @@ impl<T> Coordinator<T> {
             let Some(chore) = self.chores.pop_front() else { break };
             match chore {
                 Chore::Place(key) => {
-                    let unplaced = self.keys.get(&key).is_some_and(|s| s.replicas.is_empty());
+                    let unplaced = self.keys.placed(&key) == Some(false);
                     if !unplaced || self.pending.contains_key(&key) || self.live_targets().is_empty() {
                         continue;
                     }
@@ -671,7 +671,7 @@ impl<T> Coordinator<T> {
     fn scan(&mut self) {
         self.chores.clear();
         // In key order, so that a seed gives the same chores (and placements) every time.
-        let mut keys: Vec<Key> = self.keys.keys().cloned().collect();
+        let mut keys: Vec<Key> = self.keys.keys().collect();
         keys.sort_unstable_by(|a, b| b.cmp(a));
         self.scanning = keys;
     }
@@ -682,33 +682,38 @@ impl<T> Coordinator<T> {
         if self.pending.contains_key(key) {
             return;
         }
-        let Some(state) = self.keys.get_mut(key) else { return };
-        if state.replicas.is_empty() {
-            if state.entry.is_some() {
+        let Some(placed) = self.keys.placed(key) else { return };
+        if !placed {
+            if self.keys.version(key).is_some() {
                 self.chores.push_back(Chore::Place(key.clone()));
             }
             return;
         }
+        let mut replicas = self.keys.members(key);
+        let before = replicas.clone();
         let target = self.membership.replica_set_size(self.replicas);
         let membership = &self.membership;
         let mut spares: Vec<&NodeId> = self
             .live
             .keys()
-            .filter(|n| membership.get(n).is_some_and(|s| s.active) && !state.replicas.iter().any(|m| &m.node == *n))
+            .filter(|n| membership.get(n).is_some_and(|s| s.active) && !replicas.iter().any(|m| &m.node == *n))
             .collect();
         spares.shuffle(&mut self.rng);
-        for member in state.replicas.iter_mut() {
+        for member in replicas.iter_mut() {
             if !self.live.contains_key(&member.node) {
                 if let Some(spare) = spares.pop() {
                     *member = Replica { node: spare.clone(), incarnation: UNFILLED };
                 }
             }
         }
-        let live_members = state.replicas.iter().filter(|m| self.live.contains_key(&m.node)).count();
+        let live_members = replicas.iter().filter(|m| self.live.contains_key(&m.node)).count();
         for spare in spares.into_iter().take(target.saturating_sub(live_members)) {
-            state.replicas.push(Replica { node: spare.clone(), incarnation: UNFILLED });
+            replicas.push(Replica { node: spare.clone(), incarnation: UNFILLED });
         }
-        for member in &state.replicas {
+        if replicas != before {
+            self.keys.set_members(key, &replicas);
+        }
+        for member in &replicas {
             if self.live.get(&member.node).is_some_and(|inc| *inc != member.incarnation) {
                 self.chores.push_back(Chore::Refill(key.clone(), member.node.clone()));
             }
@@ -722,10 +727,11 @@ impl<T> Coordinator<T> {
             return None;
         }
         let incarnation = *self.live.get(node)?;
-        let state = self.keys.get_mut(key)?;
-        let member = state.replicas.iter_mut().find(|m| &m.node == node && m.incarnation != incarnation)?;
-        let Some(entry) = state.entry.clone() else {
+        let mut members = self.keys.members(key);
+        let member = members.iter_mut().find(|m| &m.node == node && m.incarnation != incarnation)?;
+        let Some(entry) = self.keys.entry(key) else {
             member.incarnation = incarnation;
+            self.keys.set_members(key, &members);
             return None;
         };
         Some(WritePlan {
@@ -754,7 +760,7 @@ impl<T> Coordinator<T> {
     }
 
     fn plan(&mut self, key: Key, op: Op, token: T) -> Effect<T> {
-        let members = &self.keys[&key].replicas;
+        let members = self.keys.members(&key);
         let size = members.len();
         let needed = self.quorum(size);
         let targets: Vec<Target> = members
@@ -777,11 +783,11 @@ impl<T> Coordinator<T> {
             // Members that forgot the key (or never had it) can be filled from the master's own
             // entry, which is at least as new as every completed write; the read runs after.
             let counting = targets.iter().filter(|t| t.counts).count();
-            if let (Op::Get, Some(entry)) = (&op, &self.keys[&key].entry) {
+            if let (Op::Get, Some(entry)) = (&op, self.keys.entry(&key)) {
                 if targets.len() >= needed {
                     let plan = WritePlan {
                         key: key.clone(),
-                        entry: entry.clone(),
+                        entry,
                         targets: targets.into_iter().filter(|t| !t.counts).collect(),
                         needed: needed - counting,
                         log: false,
@@ -796,7 +802,7 @@ impl<T> Coordinator<T> {
         }
         match op {
             Op::Get => {
-                let known = self.keys[&key].entry.as_ref().map(|e| e.version);
+                let known = self.keys.version(&key);
                 let unsynced = self.unsynced.contains_key(&key);
                 Effect::Read { token, plan: ReadPlan { key, targets, needed, known, unsynced } }
             }
@@ -808,11 +814,8 @@ impl<T> Coordinator<T> {
     fn write(&mut self, key: Key, value: Option<Value>, targets: Vec<Target>, needed: usize, token: T) -> Effect<T> {
         let version = self.next_version();
         let entry = Entry { version, value };
-        let mut existed = false;
-        if let Some(state) = self.keys.get_mut(&key) {
-            existed = state.entry.as_ref().is_some_and(|e| e.value.is_some());
-            state.entry = Some(entry.clone());
-        }
+        let existed = self.keys.has_value(&key);
+        self.keys.set_entry(&key, Some(&entry));
         self.appended(&key, version);
         Effect::Write { token, plan: WritePlan { key, entry, targets, needed, log: true, existed } }
     }

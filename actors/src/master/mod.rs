@@ -6,6 +6,7 @@ pub mod client_session;
 pub mod coordinator;
 pub mod core;
 pub mod inventory;
+pub mod keytable;
 pub mod listener;
 pub mod placement;
 pub mod quorum;

@@ -6,7 +6,7 @@
 //! records the granted epoch, and tells the coordinator when to serve and when to stop. The
 //! listener asks it whom to admit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +14,14 @@ use actix::prelude::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Supervisor, WrapFuture,
 };
 
-use net::{Entry, Epoch, Incarnation, Key, Lsn, NodeId, PeerRole, ServerRole, Welcome};
+use net::{Epoch, Incarnation, Lsn, NodeId, PeerRole, ServerRole, Welcome};
 
 use super::promise_request::PromiseRequest;
 use super::standby::{standby_wal, Standby};
 use super::Exit;
 use crate::dial::dial;
 use crate::master::coordinator::{CoordinatorActor, Prepare, ReadInventory, Serve, StopServing};
+use crate::master::keytable::KeyTable;
 use crate::master::slave_proxy::SlaveProxy;
 use crate::master::wal_writer::{LogFailed, ShipFromNowOn, SnapshotsFrom, WalWriter, WatchFailure};
 use crate::master::MasterConfig;
@@ -61,7 +62,7 @@ pub enum RoleUpdate {
     /// The standby found its master silent: its log and state, to campaign from.
     TakeOver {
         facts: LogFacts,
-        entries: HashMap<Key, Entry>,
+        entries: KeyTable,
         wal: Addr<WalWriter>,
     },
 }
@@ -79,7 +80,7 @@ pub struct RoleState {
 struct Store {
     dir: Arc<DataDir>,
     recovered: Option<Recovered>,
-    entries: Option<(HashMap<Key, Entry>, Membership)>,
+    entries: Option<(KeyTable, Membership)>,
     wal: Option<Addr<WalWriter>>,
 }
 

@@ -194,7 +194,7 @@ impl Standby {
         };
         for (key, entry) in &snap.entries {
             state.max_version = state.max_version.max(entry.version);
-            state.entries.insert(key.clone(), entry.clone());
+            state.entries.apply_newest(key, entry.clone());
         }
         let work = actix_rt::task::spawn_blocking(move || reset_to_snapshot(&dir, &snap));
         ctx.wait(work.into_actor(self).map(move |result, act, ctx| {

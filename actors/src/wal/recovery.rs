@@ -4,7 +4,6 @@
 //! newest log file stops startup with an error naming the file and offset, and leaves every
 //! file as it was. Only after the whole log has been read is a torn tail cut off.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use net::{Entry, Epoch, Key, LogRecord, Lsn, NodeId, Version};
@@ -13,6 +12,7 @@ use super::dir::DataDir;
 use super::format::{self, TornTail};
 use super::snapshot;
 use crate::error::Error;
+use crate::master::keytable::KeyTable;
 use crate::role::membership::Membership;
 use crate::role::LogFacts;
 
@@ -20,7 +20,7 @@ use crate::role::LogFacts;
 #[derive(Debug, Default)]
 pub struct Recovered {
     /// The newest entry of every key.
-    pub entries: HashMap<Key, Entry>,
+    pub entries: KeyTable,
     /// The highest epoch recorded.
     pub epoch: Epoch,
     /// The newest `Epoch` record: its epoch and the node it was granted to.
@@ -62,13 +62,7 @@ impl Recovered {
 
     fn apply(&mut self, key: Key, entry: Entry) {
         self.max_version = self.max_version.max(entry.version);
-        match self.entries.get_mut(&key) {
-            Some(old) if old.version >= entry.version => {}
-            Some(old) => *old = entry,
-            None => {
-                self.entries.insert(key, entry);
-            }
-        }
+        self.entries.apply_newest(&key, entry);
     }
 }
 

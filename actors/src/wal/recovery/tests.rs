@@ -28,7 +28,7 @@ fn segment(records: &[LogRecord]) -> Vec<u8> {
 }
 
 fn value_of(state: &Recovered, key: &str) -> Option<Option<String>> {
-    let entry = state.entries.get(&Key::new(key.to_string()).unwrap())?;
+    let entry = state.entries.entry(&Key::new(key.to_string()).unwrap())?;
     Some(entry.value.as_ref().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
 }
 
@@ -65,7 +65,7 @@ fn snapshot_plus_replay_equals_the_state_before() {
             upto_two.apply(key, Entry { version, value });
         }
     }
-    entries.extend(upto_two.entries);
+    entries.extend(upto_two.entries.entries());
     snapshot::write(&dir, &snapshot::Snapshot { lsn: Lsn(2), epoch: Epoch(1), entries, ..Default::default() }).unwrap();
     std::fs::remove_file(dir.segment_path(Lsn(1))).unwrap();
     std::fs::write(dir.segment_path(Lsn(3)), segment(&all[2..])).unwrap();

@@ -1,0 +1,349 @@
+//! The master's key map, packed: one allocation per key holding its replica set, its key and
+//! its value, next to the entry's version.
+//!
+//! A `HashMap<Key, State>` with a `Vec` of named replicas and a `Bytes` value costs about
+//! 700 bytes a key at a million keys (a 96-byte table slot in a table twice the key count,
+//! a vector and three node-name strings per key, and values that keep whole receive buffers
+//! alive). Here a table slot is 32 bytes, replicas are 10 bytes each (an index into a table of
+//! the slaves' names and the incarnation), and the value is copied out of the frame it came
+//! in, so the master's map costs about what a slave's does plus the replica sets.
+
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use bytes::Bytes;
+use net::{Entry, Incarnation, Key, NodeId, Value, Version};
+
+/// A replica-set member: a slave, and the incarnation in which it received the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub node: NodeId,
+    pub incarnation: Incarnation,
+}
+
+/// One key's state, unpacked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyState {
+    /// The replica set; empty for a key known only from the log.
+    pub replicas: Vec<Replica>,
+    /// The newest entry this master minted, copied or recovered.
+    pub entry: Option<Entry>,
+}
+
+/// `[key length: u16][flags: u8][members: u8][members × (slave: u16, incarnation: u64)][key][value]`
+#[derive(Clone)]
+struct Packed {
+    version: Version,
+    data: Box<[u8]>,
+}
+
+const HEADER: usize = 4;
+const MEMBER: usize = 10;
+const HAS_ENTRY: u8 = 1;
+const TOMBSTONE: u8 = 2;
+
+impl Packed {
+    fn key_len(&self) -> usize {
+        usize::from(u16::from_le_bytes([self.data[0], self.data[1]]))
+    }
+
+    fn flags(&self) -> u8 {
+        self.data[2]
+    }
+
+    fn members(&self) -> usize {
+        usize::from(self.data[3])
+    }
+
+    fn key_at(&self) -> usize {
+        HEADER + MEMBER * self.members()
+    }
+
+    fn key(&self) -> &[u8] {
+        let at = self.key_at();
+        &self.data[at..at + self.key_len()]
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.data[self.key_at() + self.key_len()..]
+    }
+
+    fn member(&self, i: usize) -> (u16, Incarnation) {
+        let at = HEADER + MEMBER * i;
+        let d = &self.data[at..at + MEMBER];
+        let node = u16::from_le_bytes([d[0], d[1]]);
+        let mut inc = [0u8; 8];
+        inc.copy_from_slice(&d[2..]);
+        (node, Incarnation(u64::from_le_bytes(inc)))
+    }
+
+    fn entry(&self) -> Option<Entry> {
+        if self.flags() & HAS_ENTRY == 0 {
+            return None;
+        }
+        let value = (self.flags() & TOMBSTONE == 0)
+            .then(|| Value::new(Bytes::copy_from_slice(self.value())).expect("a value was checked when it arrived"));
+        Some(Entry { version: self.version, value })
+    }
+
+    fn has_value(&self) -> bool {
+        self.flags() & HAS_ENTRY != 0 && self.flags() & TOMBSTONE == 0
+    }
+}
+
+impl PartialEq for Packed {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Packed {}
+
+impl Hash for Packed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Packed {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+/// What `status` counts for one key, without unpacking it.
+pub struct Meta<'a> {
+    table: &'a KeyTable,
+    packed: &'a Packed,
+}
+
+impl Meta<'_> {
+    pub fn has_value(&self) -> bool {
+        self.packed.has_value()
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = (&NodeId, Incarnation)> + '_ {
+        (0..self.packed.members()).map(|i| {
+            let (node, inc) = self.packed.member(i);
+            (&self.table.nodes[usize::from(node)], inc)
+        })
+    }
+}
+
+/// The key map.
+#[derive(Default, Clone)]
+pub struct KeyTable {
+    set: HashSet<Packed>,
+    nodes: Vec<NodeId>,
+    index: HashMap<NodeId, u16>,
+}
+
+impl std::fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyTable").field("keys", &self.len()).finish()
+    }
+}
+
+/// Equal when every key has the same entry and replica set (for tests).
+impl PartialEq for KeyTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.set.iter().all(|p| {
+                let key = Key::new(Bytes::copy_from_slice(p.key())).expect("a checked key");
+                self.get(&key) == other.get(&key)
+            })
+    }
+}
+
+impl KeyTable {
+    /// Keeps `entry` for `key` if the table has no newer one (a key known only from the log:
+    /// no replica set yet).
+    pub fn apply_newest(&mut self, key: &Key, entry: Entry) {
+        if self.version(key).is_some_and(|v| v >= entry.version) {
+            return;
+        }
+        let replicas = self.members(key);
+        let packed = self.pack(key.as_bytes(), &replicas, Some(&entry));
+        self.set.replace(packed);
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    pub fn contains(&self, key: &Key) -> bool {
+        self.set.contains(key.as_bytes())
+    }
+
+    /// Whether the key has a replica set (`None`: the map lacks the key).
+    pub fn placed(&self, key: &Key) -> Option<bool> {
+        self.set.get(key.as_bytes()).map(|p| p.members() > 0)
+    }
+
+    /// The version of the key's entry, if it has one.
+    pub fn version(&self, key: &Key) -> Option<Version> {
+        self.set.get(key.as_bytes()).filter(|p| p.flags() & HAS_ENTRY != 0).map(|p| p.version)
+    }
+
+    /// Whether the key's entry holds a value (not a tombstone).
+    pub fn has_value(&self, key: &Key) -> bool {
+        self.set.get(key.as_bytes()).is_some_and(Packed::has_value)
+    }
+
+    /// The key's entry, value copied out.
+    pub fn entry(&self, key: &Key) -> Option<Entry> {
+        self.set.get(key.as_bytes()).and_then(Packed::entry)
+    }
+
+    /// The key's replica set.
+    pub fn members(&self, key: &Key) -> Vec<Replica> {
+        match self.set.get(key.as_bytes()) {
+            Some(p) => (0..p.members())
+                .map(|i| {
+                    let (node, incarnation) = p.member(i);
+                    Replica { node: self.nodes[usize::from(node)].clone(), incarnation }
+                })
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn get(&self, key: &Key) -> Option<KeyState> {
+        self.set.get(key.as_bytes()).map(|p| KeyState { replicas: self.members(key), entry: p.entry() })
+    }
+
+    /// Inserts or replaces the key's state.
+    pub fn put(&mut self, key: &Key, state: &KeyState) {
+        let packed = self.pack(key.as_bytes(), &state.replicas, state.entry.as_ref());
+        self.set.replace(packed);
+    }
+
+    /// Replaces the key's entry, keeping its replica set; a key the map lacks is left alone.
+    pub fn set_entry(&mut self, key: &Key, entry: Option<&Entry>) {
+        let Some(replicas) = self.set.contains(key.as_bytes()).then(|| self.members(key)) else { return };
+        let packed = self.pack(key.as_bytes(), &replicas, entry);
+        self.set.replace(packed);
+    }
+
+    /// Replaces the key's replica set, keeping its entry; a key the map lacks is left alone.
+    pub fn set_members(&mut self, key: &Key, replicas: &[Replica]) {
+        let Some(entry) = self.set.get(key.as_bytes()).map(Packed::entry) else { return };
+        let packed = self.pack(key.as_bytes(), replicas, entry.as_ref());
+        self.set.replace(packed);
+    }
+
+    pub fn remove(&mut self, key: &Key) {
+        self.set.remove(key.as_bytes());
+    }
+
+    /// Every key, copied out.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.set.iter().map(|p| Key::new(Bytes::copy_from_slice(p.key())).expect("a key was checked when it arrived"))
+    }
+
+    /// Every key's entry, for a snapshot.
+    pub fn entries(&self) -> impl Iterator<Item = (Key, Entry)> + '_ {
+        self.set.iter().filter_map(|p| {
+            let entry = p.entry()?;
+            Some((Key::new(Bytes::copy_from_slice(p.key())).expect("a key was checked when it arrived"), entry))
+        })
+    }
+
+    /// Every key's replica set and whether it holds a value, without unpacking.
+    pub fn metas(&self) -> impl Iterator<Item = Meta<'_>> + '_ {
+        self.set.iter().map(move |packed| Meta { table: self, packed })
+    }
+
+    fn node_index(&mut self, node: &NodeId) -> u16 {
+        if let Some(&i) = self.index.get(node) {
+            return i;
+        }
+        let i = u16::try_from(self.nodes.len()).expect("fewer than 65,536 slaves");
+        self.nodes.push(node.clone());
+        self.index.insert(node.clone(), i);
+        i
+    }
+
+    fn pack(&mut self, key: &[u8], replicas: &[Replica], entry: Option<&Entry>) -> Packed {
+        let value = entry.and_then(|e| e.value.as_ref()).map_or(&[][..], Value::as_bytes);
+        let members = replicas.len().min(usize::from(u8::MAX));
+        let mut data = Vec::with_capacity(HEADER + MEMBER * members + key.len() + value.len());
+        // Keys are at most MAX_KEY_LEN (1024) bytes, which fits in a u16.
+        data.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        let flags = match entry {
+            None => 0,
+            Some(e) if e.value.is_none() => HAS_ENTRY | TOMBSTONE,
+            Some(_) => HAS_ENTRY,
+        };
+        data.push(flags);
+        data.push(members as u8);
+        for member in &replicas[..members] {
+            let node = self.node_index(&member.node);
+            data.extend_from_slice(&node.to_le_bytes());
+            data.extend_from_slice(&member.incarnation.0.to_le_bytes());
+        }
+        data.extend_from_slice(key);
+        data.extend_from_slice(value);
+        Packed { version: entry.map(|e| e.version).unwrap_or_default(), data: data.into_boxed_slice() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> Key {
+        Key::new(s.to_string()).unwrap()
+    }
+
+    fn replica(n: &str, i: u64) -> Replica {
+        Replica { node: NodeId(n.to_string()), incarnation: Incarnation(i) }
+    }
+
+    #[test]
+    fn a_state_reads_back_as_it_was_put() {
+        let mut table = KeyTable::default();
+        let value = Entry { version: Version::new(3, 7), value: Some(Value::new("hello").unwrap()) };
+        let state = KeyState { replicas: vec![replica("s1", 5), replica("s2", 0)], entry: Some(value.clone()) };
+        table.put(&key("k"), &state);
+        table.put(
+            &key("gone"),
+            &KeyState { replicas: vec![], entry: Some(Entry { version: Version::new(1, 1), value: None }) },
+        );
+        table.put(&key("bare"), &KeyState::default());
+        assert_eq!(table.get(&key("k")), Some(state.clone()));
+        assert_eq!(table.version(&key("k")), Some(Version::new(3, 7)));
+        assert!(table.has_value(&key("k")));
+        assert!(!table.has_value(&key("gone")));
+        assert_eq!(table.entry(&key("gone")).map(|e| e.value), Some(None));
+        assert_eq!(table.placed(&key("gone")), Some(false));
+        assert_eq!(table.get(&key("bare")), Some(KeyState::default()));
+        assert_eq!(table.version(&key("bare")), None);
+        assert_eq!(table.get(&key("other")), None);
+        assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn entry_and_members_change_apart() {
+        let mut table = KeyTable::default();
+        let first = Entry { version: Version::new(1, 1), value: Some(Value::new("a").unwrap()) };
+        table.put(&key("k"), &KeyState { replicas: vec![replica("s1", 1)], entry: Some(first) });
+        let second = Entry { version: Version::new(1, 2), value: Some(Value::new("bb").unwrap()) };
+        table.set_entry(&key("k"), Some(&second));
+        assert_eq!(table.members(&key("k")), vec![replica("s1", 1)]);
+        table.set_members(&key("k"), &[replica("s2", 9), replica("s3", 4)]);
+        assert_eq!(
+            table.get(&key("k")),
+            Some(KeyState { replicas: vec![replica("s2", 9), replica("s3", 4)], entry: Some(second) })
+        );
+        table.set_entry(&key("missing"), None);
+        assert!(!table.contains(&key("missing")));
+        table.remove(&key("k"));
+        assert!(table.is_empty());
+    }
+}
