@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""What a data set of N keys costs: load rate, resident memory per process, and the takeover
+"""What a data set of N keys costs: load rate, resident memory per process, the takeover
 after the master is SIGKILLed (time until a write is accepted again, and how often slaves
-joined the new master in the 20 s after).
+joined the new master in the 20 s after), the old master's restart on its data directory
+(log replay, then until it is the new master's standby again), the refill of a slave
+restarted empty, and the size of the snapshot the old master wrote.
 
 Starts `nodes cluster --slaves 3` (R=3, fsync on), fills it with `harness load --keys N`
 (100-byte values), reads /proc for each process's resident memory, kills the master and
 writes a key in a loop with the CLI. Usage: python3 bench/scale.py N [N ...]
 (build with cargo build --release first).
 """
-import os, re, signal, subprocess, sys, tempfile, time
+import json, os, re, signal, subprocess, sys, tempfile, time
 
 BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release")
 NODES, HARNESS = os.path.join(BIN, "nodes"), os.path.join(BIN, "harness")
@@ -27,6 +29,39 @@ def rss_mb(pid):
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
     except (OSError, AttributeError):
         return float("nan")
+
+
+def note(text):
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def status(timeout_ms=3000):
+    args = [NODES, "client", "--master", MASTER, "--backup", BACKUP, "--timeout-ms", str(timeout_ms),
+            "status", "--json"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return None
+
+
+def wait(what, probe, limit=600):
+    start = time.time()
+    while not probe():
+        if time.time() - start > limit:
+            raise SystemExit(f"{what}: not within {limit} s")
+        time.sleep(0.2)
+    return time.time() - start
+
+
+def relaunch(pid, folder, name):
+    """Starts the process `pid` was again, as it was started; returns the new process."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0") if a]
+    log = open(os.path.join(folder, f"{name}-again.log"), "w")
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log), log.name
 
 
 def one(keys):
@@ -48,8 +83,16 @@ def one(keys):
         if loaded.returncode != 0:
             raise SystemExit(f"the load failed: {loaded.stderr}")
         rate = float(re.search(r"([\d.]+) writes/s", loaded.stdout).group(1))
+        note(f"{keys} keys loaded at {rate:.0f} writes/s")
         time.sleep(2)
         memory = {name: rss_mb(int(pid)) for name, pid in pids.items()}
+        snaps = [os.path.getsize(os.path.join(folder, "master", f))
+                 for f in os.listdir(os.path.join(folder, "master")) if f.endswith(".snap")]
+        snapshot_mb = max(snaps, default=0) / 1e6
+        master_argv_pid = int(pids["master"])
+        # Keep the command line before the process is gone.
+        with open(f"/proc/{master_argv_pid}/cmdline", "rb") as f:
+            master_argv = [a.decode() for a in f.read().split(b"\0") if a]
         start = time.time()
         os.kill(int(pids["master"]), signal.SIGKILL)
         i = 1
@@ -58,22 +101,52 @@ def one(keys):
             if time.time() - start > 120:
                 raise SystemExit("no write accepted within 120 s")
         takeover = time.time() - start
+        note(f"takeover: a write accepted {takeover:.2f} s after SIGKILL")
         time.sleep(20)
         with open(os.path.join(folder, "backup.log")) as f:
             log = f.read()
         joins = len(re.findall(r"slave connected", log.split("campaigning to take over", 1)[-1]))
         after = rss_mb(int(pids["backup"]))
-        return rate, memory, takeover, joins, after
+
+        # The old master restarts on its data directory: log replay, then it follows.
+        log_path = os.path.join(folder, "master-again.log")
+        again = subprocess.Popen(master_argv, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+        extra = [again]
+        replay = wait("the old master's log replay", lambda: "recovered" in open(log_path).read())
+        standby = wait("the old master as standby, caught up", lambda: (lambda st: st is not None and
+                       (st.get("standby") or {}).get("lag") == 0 and
+                       (st.get("standby") or {}).get("id") == "master")(status())) + replay
+
+        note(f"restart: replayed in {replay:.1f} s, standby caught up after {standby:.1f} s")
+        # A slave restarted empty is refilled.
+        victim = int(pids["slave-2"])
+        slave, _ = relaunch(victim, folder, "slave-2")
+        os.kill(victim, signal.SIGKILL)
+        extra.append(slave)
+
+        def refilled():
+            st = status()
+            if st is None or st.get("under_replicated") != 0:
+                return False
+            held = [s.get("keys_held", 0) for s in st.get("slaves", []) if s.get("id") == "slave-2"]
+            return bool(held) and held[0] >= keys
+        time.sleep(1)
+        refill = wait("slave-2 refilled", refilled) + 1
+        for p in extra:
+            p.kill()
+        return rate, memory, takeover, joins, after, replay, standby, refill, snapshot_mb
     finally:
         cluster.send_signal(signal.SIGTERM)
         cluster.wait(timeout=30)
 
 
 if __name__ == "__main__":
-    print("| keys | load writes/s | master MB | backup MB | slave MB | takeover s | joins after | new master MB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| keys | load writes/s | master MB | backup MB | slave MB | takeover s | joins after | new master MB "
+          "| restart: replay s | restart: standby again s | refill s | snapshot MB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in [int(a) for a in sys.argv[1:]] or [100_000]:
-        rate, mem, takeover, joins, after = one(n)
+        rate, mem, takeover, joins, after, replay, standby, refill, snap = one(n)
         slave = max(v for k, v in mem.items() if k.startswith("slave"))
         print(f"| {n:,} | {rate:,.0f} | {mem['master']:.0f} | {mem['backup']:.0f} | {slave:.0f} | "
-              f"{takeover:.2f} | {joins} | {after:.0f} |", flush=True)
+              f"{takeover:.2f} | {joins} | {after:.0f} | {replay:.1f} | {standby:.1f} | {refill:.1f} | {snap:.0f} |",
+              flush=True)
