@@ -86,6 +86,7 @@ def one(keys):
         note(f"{keys} keys loaded at {rate:.0f} writes/s")
         time.sleep(2)
         memory = {name: rss_mb(int(pid)) for name, pid in pids.items()}
+        note("resident MB after the load: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
         snaps = [os.path.getsize(os.path.join(folder, "master", f))
                  for f in os.listdir(os.path.join(folder, "master")) if f.endswith(".snap")]
         snapshot_mb = max(snaps, default=0) / 1e6

@@ -49,6 +49,7 @@ pub mod outbox;
 pub mod resp;
 pub mod role;
 pub mod security;
+pub mod sharded;
 pub mod slave;
 pub mod wal;
 

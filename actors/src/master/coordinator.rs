@@ -992,7 +992,7 @@ impl Handler<SnapshotDue> for CoordinatorActor {
             epoch: self.core.epoch(),
             master: self.config.node.clone(),
             members: self.core.membership().records(),
-            entries: self.core.entries(),
+            entries: self.core.table().clone(),
         });
     }
 }

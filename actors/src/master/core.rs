@@ -252,6 +252,11 @@ impl<T> Coordinator<T> {
         self.dirty = true;
     }
 
+    /// The key map (a snapshot copies it).
+    pub fn table(&self) -> &KeyTable {
+        &self.keys
+    }
+
     /// Every key's newest entry, for a snapshot.
     pub fn entries(&self) -> Vec<(Key, Entry)> {
         self.keys.entries().collect()

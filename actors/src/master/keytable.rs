@@ -9,11 +9,13 @@
 //! in, so the master's map costs about what a slave's does plus the replica sets.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
 use net::{Entry, Incarnation, Key, NodeId, Value, Version};
+
+use crate::sharded::Sharded;
 
 /// A replica-set member: a slave, and the incarnation in which it received the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +136,7 @@ impl Meta<'_> {
 /// The key map.
 #[derive(Default, Clone)]
 pub struct KeyTable {
-    set: HashSet<Packed>,
+    set: Sharded<Packed>,
     nodes: Vec<NodeId>,
     index: HashMap<NodeId, u16>,
 }

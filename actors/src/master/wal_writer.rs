@@ -23,8 +23,9 @@ use actix::prelude::{
 };
 use tokio::sync::oneshot;
 
-use net::{Entry, Epoch, Incarnation, Key, LogRecord, Lsn, MemberRecord, NodeId, Value, Version};
+use net::{Epoch, Incarnation, Key, LogRecord, Lsn, MemberRecord, NodeId, Value, Version};
 
+use super::keytable::KeyTable;
 use crate::error::Error;
 use crate::wal::{format, snapshot, DataDir, Recovered, Snapshot};
 
@@ -165,7 +166,11 @@ pub struct WriteSnapshot {
     pub epoch: Epoch,
     pub master: NodeId,
     pub members: Vec<MemberRecord>,
-    pub entries: Vec<(Key, Entry)>,
+    /// A copy of the coordinator's key map: its shards are shared until next changed (see
+    /// `sharded.rs`), and the entries are unpacked and encoded on the snapshot's own thread, so
+    /// a large data set never holds up the coordinator (a stall there starves heartbeats and
+    /// the standby takes over).
+    pub entries: KeyTable,
 }
 
 /// The log failed (it stays failed until the process restarts); sent to whoever asked
@@ -239,7 +244,7 @@ struct SnapshotDone(Result<(), String>);
 enum SnapshotState {
     Idle,
     Requested,
-    Rotating { snapshot: Snapshot },
+    Rotating { snapshot: Snapshot, table: KeyTable },
     Writing,
 }
 
@@ -588,12 +593,14 @@ impl Handler<IoDone> for WalWriter {
             Some(InIo::Rotate { path }) => {
                 self.segment = path;
                 self.log_bytes = 0;
-                if let SnapshotState::Rotating { snapshot } =
+                if let SnapshotState::Rotating { mut snapshot, table } =
                     std::mem::replace(&mut self.snapshot, SnapshotState::Writing)
                 {
                     let dir = self.dir.clone();
                     let me = ctx.address();
                     std::thread::spawn(move || {
+                        snapshot.entries = table.entries().collect();
+                        drop(table);
                         let result = write_snapshot(&dir, snapshot).map_err(|e| e.to_string());
                         me.do_send(SnapshotDone(result));
                     });
@@ -611,8 +618,8 @@ impl Handler<WriteSnapshot> for WalWriter {
     fn handle(&mut self, msg: WriteSnapshot, _ctx: &mut Context<Self>) {
         let lsn = Lsn(self.next_lsn.0 - 1);
         let WriteSnapshot { epoch, master, members, entries } = msg;
-        self.snapshot =
-            SnapshotState::Rotating { snapshot: Snapshot { lsn, epoch, master: Some(master), members, entries } };
+        let snapshot = Snapshot { lsn, epoch, master: Some(master), members, entries: Vec::new() };
+        self.snapshot = SnapshotState::Rotating { snapshot, table: entries };
         self.queue.push_back(Work::Rotate { first: self.next_lsn });
         self.pump();
     }

@@ -10,7 +10,6 @@
 //! carried out.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +21,8 @@ use actix::prelude::{
 use bytes::Bytes;
 use net::{Entry, Epoch, Key, NodeId, RequestId, SlaveOp, SlaveReply, Value, Version, WireError};
 
+use crate::sharded::Sharded;
+
 use crate::role::promise::{Check, Kind, Promise};
 
 /// The data, without the actor: plain methods, tested directly.
@@ -30,11 +31,12 @@ use crate::role::promise::{Check, Kind, Promise};
 /// so a table slot is 32 bytes: a slave holding a million 100-byte values stays small.
 #[derive(Default)]
 pub struct StoreMap {
-    entries: HashSet<Stored>,
+    entries: Sharded<Stored>,
     max_version: Version,
 }
 
 /// A stored entry: `[key length: u16][tombstone: u8][key][value]`, and its version.
+#[derive(Clone)]
 struct Stored {
     version: Version,
     data: Box<[u8]>,
@@ -123,7 +125,7 @@ impl StoreMap {
     /// through, a few bytes a key rather than a copy of the data.
     fn packed_keys(&self) -> Vec<u8> {
         let mut keys = Vec::with_capacity(self.entries.iter().map(|e| 2 + e.key_len()).sum());
-        for stored in &self.entries {
+        for stored in self.entries.iter() {
             keys.extend_from_slice(&stored.data[..2]);
             keys.extend_from_slice(stored.key());
         }
