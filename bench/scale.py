@@ -12,15 +12,13 @@ writes a key in a loop with the CLI. Usage: python3 bench/scale.py N [N ...]
 """
 import json, os, re, signal, subprocess, sys, tempfile, time
 
-BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release")
-NODES, HARNESS = os.path.join(BIN, "nodes"), os.path.join(BIN, "harness")
+import cluster as kv
+
 MASTER, BACKUP = "127.0.0.1:22445", "127.0.0.1:22446"
 
 
 def put(i, timeout_ms=3000):
-    args = [NODES, "client", "--master", MASTER, "--backup", BACKUP, "--timeout-ms", str(timeout_ms),
-            "put", "probe", str(i)]
-    return subprocess.run(args, capture_output=True).returncode == 0
+    return kv.put(MASTER, BACKUP, "probe", i, timeout_ms)
 
 
 def rss_mb(pid):
@@ -36,7 +34,7 @@ def note(text):
 
 
 def status(timeout_ms=3000):
-    args = [NODES, "client", "--master", MASTER, "--backup", BACKUP, "--timeout-ms", str(timeout_ms),
+    args = [kv.NODES, "client", "--master", MASTER, "--backup", BACKUP, "--timeout-ms", str(timeout_ms),
             "status", "--json"]
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
@@ -56,46 +54,38 @@ def wait(what, probe, limit=900):
     return time.time() - start
 
 
-def relaunch(pid, folder, name):
-    """Starts the process `pid` was again, as it was started; returns the new process."""
+def argv_of(pid):
+    """The command line process `pid` was started with."""
     with open(f"/proc/{pid}/cmdline", "rb") as f:
-        argv = [a.decode() for a in f.read().split(b"\0") if a]
-    log = open(os.path.join(folder, f"{name}-again.log"), "w")
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log), log.name
+        return [a.decode() for a in f.read().split(b"\0") if a]
+
+
+def launch(argv, folder, name):
+    """Starts `argv` again, its log in `folder`; returns the process and the log's path."""
+    path = os.path.join(folder, f"{name}-again.log")
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(path, "w")), path
 
 
 def one(keys):
     folder = tempfile.mkdtemp(prefix="kv-scale-")
-    out = open(os.path.join(folder, "cluster.out"), "w+")
-    cluster = subprocess.Popen(
-        [NODES, "cluster", "--slaves", "3", "--dir", folder, "--listen", MASTER, "--backup-listen", BACKUP],
-        stdout=out, stderr=subprocess.STDOUT)
+    cluster, pids = kv.start(folder, MASTER, BACKUP)
     try:
-        deadline = time.time() + 20
-        while not put(0):
-            if time.time() > deadline:
-                raise SystemExit("the cluster did not start")
-            time.sleep(0.1)
-        out.seek(0)
-        pids = dict(re.findall(r"^(\S+)\s.*\bpid (\d+)", out.read(), re.M))
-        loaded = subprocess.run([HARNESS, "load", "--master", MASTER, "--backup", BACKUP, "--keys", str(keys)],
+        loaded = subprocess.run([kv.HARNESS, "load", "--master", MASTER, "--backup", BACKUP, "--keys", str(keys)],
                                 capture_output=True, text=True)
         if loaded.returncode != 0:
             raise SystemExit(f"the load failed: {loaded.stderr}")
         rate = float(re.search(r"([\d.]+) writes/s", loaded.stdout).group(1))
         note(f"{keys} keys loaded at {rate:.0f} writes/s")
         time.sleep(2)
-        memory = {name: rss_mb(int(pid)) for name, pid in pids.items()}
+        memory = {name: rss_mb(pid) for name, pid in pids.items()}
         note("resident MB after the load: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
         snaps = [os.path.getsize(os.path.join(folder, "master", f))
                  for f in os.listdir(os.path.join(folder, "master")) if f.endswith(".snap")]
         snapshot_mb = max(snaps, default=0) / 1e6
-        master_argv_pid = int(pids["master"])
-        # Keep the command line before the process is gone.
-        with open(f"/proc/{master_argv_pid}/cmdline", "rb") as f:
-            master_argv = [a.decode() for a in f.read().split(b"\0") if a]
+        # Kept before the process is gone.
+        master_argv = argv_of(pids["master"])
         start = time.time()
-        os.kill(int(pids["master"]), signal.SIGKILL)
+        os.kill(pids["master"], signal.SIGKILL)
         i = 1
         while not put(i):
             i += 1
@@ -107,21 +97,22 @@ def one(keys):
         with open(os.path.join(folder, "backup.log")) as f:
             log = f.read()
         joins = len(re.findall(r"slave connected", log.split("campaigning to take over", 1)[-1]))
-        after = rss_mb(int(pids["backup"]))
+        after = rss_mb(pids["backup"])
 
         # The old master restarts on its data directory: log replay, then it follows.
-        log_path = os.path.join(folder, "master-again.log")
-        again = subprocess.Popen(master_argv, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+        again, log_path = launch(master_argv, folder, "master")
         extra = [again]
         replay = wait("the old master's log replay", lambda: "recovered" in open(log_path).read())
-        standby = wait("the old master as standby, caught up", lambda: (lambda st: st is not None and
-                       (st.get("standby") or {}).get("lag") == 0 and
-                       (st.get("standby") or {}).get("id") == "master")(status())) + replay
+
+        def caught_up():
+            standby = (status() or {}).get("standby") or {}
+            return standby.get("id") == "master" and standby.get("lag") == 0
+        standby = wait("the old master as standby, caught up", caught_up) + replay
 
         note(f"restart: replayed in {replay:.1f} s, standby caught up after {standby:.1f} s")
         # A slave restarted empty is refilled.
-        victim = int(pids["slave-2"])
-        slave, _ = relaunch(victim, folder, "slave-2")
+        victim = pids["slave-2"]
+        slave, _ = launch(argv_of(victim), folder, "slave-2")
         os.kill(victim, signal.SIGKILL)
         extra.append(slave)
 

@@ -7,31 +7,22 @@ writes a key in a loop with the CLI, kills the master, and prints the time until
 accepted again. Usage: python3 bench/takeover.py [runs] [KILL|STOP] (build with
 cargo build --release first).
 """
-import os, re, signal, subprocess, sys, tempfile, time
+import os, signal, sys, tempfile, time
 
-NODES = os.path.join(os.path.dirname(__file__), "..", "target", "release", "nodes")
+import cluster as kv
+
 MASTER, BACKUP = "127.0.0.1:22345", "127.0.0.1:22346"
 
 
 def put(i):
-    args = [NODES, "client", "--master", MASTER, "--backup", BACKUP, "--timeout-ms", "3000", "put", "k", str(i)]
-    return subprocess.run(args, capture_output=True).returncode == 0
+    return kv.put(MASTER, BACKUP, "k", i)
 
 
 def one_run(sig):
     folder = tempfile.mkdtemp(prefix="kv-takeover-")
-    out = open(os.path.join(folder, "cluster.out"), "w+")
-    cluster = subprocess.Popen(
-        [NODES, "cluster", "--slaves", "3", "--dir", folder, "--listen", MASTER, "--backup-listen", BACKUP],
-        stdout=out, stderr=subprocess.STDOUT)
+    cluster, pids = kv.start(folder, MASTER, BACKUP)
     try:
-        deadline = time.time() + 20
-        while not put(0):
-            if time.time() > deadline:
-                raise SystemExit("the cluster did not start")
-            time.sleep(0.1)
-        out.seek(0)
-        master_pid = int(re.search(r"^master\s.*\bpid (\d+)", out.read(), re.M).group(1))
+        master_pid = pids["master"]
         start = time.time()
         os.kill(master_pid, sig)
         i = 1

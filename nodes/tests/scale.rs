@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::future::Future;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,59 +35,64 @@ fn value(i: usize, round: usize) -> Bytes {
     Bytes::from(v)
 }
 
-/// Writes `value(i, round)` to every key, `lanes` at a time; retries each write until it is
-/// acknowledged (the cluster may be failing over), within the deadline.
-async fn write_all(client: &Client, keys: usize, round: usize, lanes: usize) {
-    let next = Arc::new(AtomicUsize::new(0));
+/// Runs `job(client, i)` for every `i` in `keys`, `lanes` at a time.
+async fn spread<F, Fut>(client: &Client, keys: Range<usize>, lanes: usize, job: F)
+where
+    F: Fn(Client, usize) -> Fut + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(keys.start));
     let mut tasks = Vec::new();
     for _ in 0..lanes {
-        let (client, next) = (client.clone(), next.clone());
+        let (client, next, job, end) = (client.clone(), next.clone(), job.clone(), keys.end);
         tasks.push(actix_rt::spawn(async move {
-            let start = Instant::now();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= keys {
+                if i >= end {
                     return;
                 }
-                while let Err(err) = client.put(key(i), value(i, round)).await {
-                    assert!(start.elapsed() < SCALE_DEADLINE, "key{i} was never acknowledged: {err}");
-                    actix_rt::time::sleep(Duration::from_millis(20)).await;
-                }
+                job(client.clone(), i).await;
             }
         }));
     }
     for task in tasks {
-        task.await.expect("a writer");
+        task.await.expect("a lane");
     }
 }
 
-/// Reads every key back and checks it holds `value(i, round)`.
-async fn read_all(client: &Client, keys: usize, round: usize, lanes: usize) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..lanes {
-        let (client, next) = (client.clone(), next.clone());
-        tasks.push(actix_rt::spawn(async move {
-            let start = Instant::now();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= keys {
-                    return;
-                }
-                let got = loop {
-                    match client.get(key(i)).await {
-                        Ok(got) => break got,
-                        Err(err) => assert!(start.elapsed() < SCALE_DEADLINE, "key{i} could not be read: {err}"),
-                    }
-                    actix_rt::time::sleep(Duration::from_millis(20)).await;
-                };
-                assert_eq!(got, Some(value(i, round)), "key{i} does not hold its acknowledged value");
-            }
-        }));
+/// Retries `attempt` until it succeeds (the cluster may be failing over), failing the test
+/// once [`SCALE_DEADLINE`] has passed since `start`.
+async fn retry<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
+    what: &str,
+    start: Instant,
+    mut attempt: impl FnMut() -> Fut,
+) -> T {
+    loop {
+        match attempt().await {
+            Ok(done) => return done,
+            Err(err) => assert!(start.elapsed() < SCALE_DEADLINE, "{what} never succeeded: {err}"),
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
-    for task in tasks {
-        task.await.expect("a reader");
-    }
+}
+
+/// Writes `value(i, round)` to every key in `keys`; each write is retried until acknowledged.
+async fn write_all(client: &Client, keys: Range<usize>, round: usize, lanes: usize) {
+    let start = Instant::now();
+    spread(client, keys, lanes, move |client, i| async move {
+        retry(&format!("writing key{i}"), start, || client.put(key(i), value(i, round))).await;
+    })
+    .await;
+}
+
+/// Reads every key in `keys` back and checks it holds `value(i, round)`.
+async fn read_all(client: &Client, keys: Range<usize>, round: usize, lanes: usize) {
+    let start = Instant::now();
+    spread(client, keys, lanes, move |client, i| async move {
+        let got = retry(&format!("reading key{i}"), start, || client.get(key(i))).await;
+        assert_eq!(got, Some(value(i, round)), "key{i} does not hold its acknowledged value");
+    })
+    .await;
 }
 
 /// Times the backup's log says a slave connected, after it began to take over.
@@ -93,65 +100,26 @@ fn joins_after_takeover(log: &str) -> usize {
     log.split("campaigning to take over").nth(1).map_or(0, |after| after.matches("slave connected").count())
 }
 
-fn wait_status_long(cluster: &Cluster, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let start = Instant::now();
-    let mut last = None;
-    loop {
-        if let Some(status) = cluster.try_status() {
-            if done(&status) {
-                return status;
-            }
-            last = Some(status);
-        }
-        assert!(start.elapsed() < SCALE_DEADLINE, "timed out waiting for {what}; last status: {last:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_takeover_with_many_keys_serves_keeps_the_slaves_and_loses_nothing() {
     let n = keys();
     let mut cluster = Cluster::start_pair("scale", 3, &[]);
-    cluster.with_client(|client| async move { write_all(&client, n, 1, 64).await });
-    let status = wait_status_long(&cluster, "the standby caught up", |s| s["standby"]["lag"] == 0);
+    cluster.with_client(|client| async move { write_all(&client, 0..n, 1, 64).await });
+    let status = cluster.wait_status_within("the standby caught up", SCALE_DEADLINE, |s| s["standby"]["lag"] == 0);
     assert!(status["keys"].as_u64().unwrap_or(0) >= n as u64, "the master maps every key: {status}");
 
     cluster.master.kill();
     // The first write after the kill waits for the takeover; then half the keys get a new value.
-    cluster.with_client(|client| async move {
-        write_all(&client, n / 2, 2, 64).await;
-    });
-    let status = wait_status_long(&cluster, "the new master with every slave", |s| {
+    cluster.with_client(|client| async move { write_all(&client, 0..n / 2, 2, 64).await });
+    let status = cluster.wait_status_within("the new master with every slave", SCALE_DEADLINE, |s| {
         support::slave_ids(s) == ["slave-1", "slave-2", "slave-3"] && s["role"] != "Candidate"
     });
     assert!(status["epoch"].as_u64().unwrap_or(0) >= 2, "a takeover happened: {status}");
 
     cluster.with_client(|client| async move {
-        read_all(&client, n / 2, 2, 64).await;
+        read_all(&client, 0..n / 2, 2, 64).await;
         // The rest still hold the first round.
-        let rest: Vec<usize> = (n / 2..n).collect();
-        let next = Arc::new(AtomicUsize::new(0));
-        let rest = Arc::new(rest);
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let (client, next, rest) = (client.clone(), next.clone(), rest.clone());
-            tasks.push(actix_rt::spawn(async move {
-                let start = Instant::now();
-                while let Some(&i) = rest.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let got = loop {
-                        match client.get(key(i)).await {
-                            Ok(got) => break got,
-                            Err(err) => assert!(start.elapsed() < SCALE_DEADLINE, "key{i}: {err}"),
-                        }
-                        actix_rt::time::sleep(Duration::from_millis(20)).await;
-                    };
-                    assert_eq!(got, Some(value(i, 1)), "key{i} lost its acknowledged value");
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.expect("a reader");
-        }
+        read_all(&client, n / 2..n, 1, 64).await;
     });
     let backup_log = cluster.backup.as_ref().expect("a backup").log_text();
     let joins = joins_after_takeover(&backup_log);
@@ -160,12 +128,12 @@ fn a_takeover_with_many_keys_serves_keeps_the_slaves_and_loses_nothing() {
     // A slave restarted empty is refilled while writes go on.
     cluster.kill_slave("slave-2");
     cluster.start_slave("slave-2");
-    cluster.with_client(|client| async move { write_all(&client, 1000, 3, 8).await });
-    let status = wait_status_long(&cluster, "slave-2 refilled", |s| {
+    cluster.with_client(|client| async move { write_all(&client, 0..1000, 3, 8).await });
+    let status = cluster.wait_status_within("slave-2 refilled", SCALE_DEADLINE, |s| {
         support::slave_ids(s).contains(&"slave-2")
             && s["under_replicated"] == 0
             && support::slave_field(s, "slave-2", "keys_held") >= n as u64
     });
     assert_eq!(status["under_replicated"], 0);
-    cluster.with_client(|client| async move { read_all(&client, 1000, 3, 8).await });
+    cluster.with_client(|client| async move { read_all(&client, 0..1000, 3, 8).await });
 }

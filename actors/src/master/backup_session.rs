@@ -97,10 +97,10 @@ impl BackupSession {
             tracing::info!(standby = %act.standby, lsn = durable.0, keys = entries.len(), "sending a snapshot");
             let begin = Ship::SnapshotBegin { lsn: durable, epoch, master: Some(master), members };
             act.outbox.send(FromServer::Ship(begin));
-            let mut entries: Vec<(Key, Entry)> = entries;
-            while !entries.is_empty() {
-                let rest = entries.split_off(entries.len().saturating_sub(CHUNK_ENTRIES));
-                act.outbox.send(FromServer::Ship(Ship::SnapshotChunk { entries: rest }));
+            let mut all = entries.entries().peekable();
+            while all.peek().is_some() {
+                let chunk: Vec<(Key, Entry)> = all.by_ref().take(CHUNK_ENTRIES).collect();
+                act.outbox.send(FromServer::Ship(Ship::SnapshotChunk { entries: chunk }));
             }
             act.outbox.send(FromServer::Ship(Ship::SnapshotEnd));
             let held: Vec<LogRecord> =

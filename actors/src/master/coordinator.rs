@@ -194,7 +194,9 @@ pub struct State {
     /// The node serving `epoch` (this one).
     pub master: NodeId,
     pub members: Vec<net::MemberRecord>,
-    pub entries: Vec<(Key, Entry)>,
+    /// A copy of the key map that shares its shards (see `sharded.rs`): taking it costs the
+    /// coordinator nothing in proportion to the data set.
+    pub entries: KeyTable,
 }
 
 /// The coordinator's epoch, membership and every key's newest entry, for a standby's snapshot.
@@ -877,7 +879,7 @@ impl Handler<StateCopy> for CoordinatorActor {
             epoch: self.core.epoch(),
             master: self.config.node.clone(),
             members: self.core.membership().records(),
-            entries: self.core.entries(),
+            entries: self.core.table().clone(),
         })
     }
 }

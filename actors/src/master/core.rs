@@ -257,11 +257,6 @@ impl<T> Coordinator<T> {
         &self.keys
     }
 
-    /// Every key's newest entry, for a snapshot.
-    pub fn entries(&self) -> Vec<(Key, Entry)> {
-        self.keys.entries().collect()
-    }
-
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }
@@ -565,11 +560,6 @@ impl<T> Coordinator<T> {
         }
         self.pending.insert(key.clone(), Vec::new());
         self.discovered(key, found, true)
-    }
-
-    /// Keys the map knows.
-    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.keys.keys()
     }
 
     /// A seeding finished: on success the waiting commands run, otherwise they fail and the key

@@ -67,6 +67,10 @@ impl Packed {
         &self.data[at..at + self.key_len()]
     }
 
+    fn owned_key(&self) -> Key {
+        Key::new(Bytes::copy_from_slice(self.key())).expect("a key was checked when it arrived")
+    }
+
     fn value(&self) -> &[u8] {
         &self.data[self.key_at() + self.key_len()..]
     }
@@ -152,7 +156,7 @@ impl PartialEq for KeyTable {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
             && self.set.iter().all(|p| {
-                let key = Key::new(Bytes::copy_from_slice(p.key())).expect("a checked key");
+                let key = p.owned_key();
                 self.get(&key) == other.get(&key)
             })
     }
@@ -204,19 +208,20 @@ impl KeyTable {
 
     /// The key's replica set.
     pub fn members(&self, key: &Key) -> Vec<Replica> {
-        match self.set.get(key.as_bytes()) {
-            Some(p) => (0..p.members())
-                .map(|i| {
-                    let (node, incarnation) = p.member(i);
-                    Replica { node: self.nodes[usize::from(node)].clone(), incarnation }
-                })
-                .collect(),
-            None => Vec::new(),
-        }
+        self.set.get(key.as_bytes()).map(|p| self.members_of(p)).unwrap_or_default()
+    }
+
+    fn members_of(&self, packed: &Packed) -> Vec<Replica> {
+        (0..packed.members())
+            .map(|i| {
+                let (node, incarnation) = packed.member(i);
+                Replica { node: self.nodes[usize::from(node)].clone(), incarnation }
+            })
+            .collect()
     }
 
     pub fn get(&self, key: &Key) -> Option<KeyState> {
-        self.set.get(key.as_bytes()).map(|p| KeyState { replicas: self.members(key), entry: p.entry() })
+        self.set.get(key.as_bytes()).map(|p| KeyState { replicas: self.members_of(p), entry: p.entry() })
     }
 
     /// Inserts or replaces the key's state.
@@ -227,7 +232,7 @@ impl KeyTable {
 
     /// Replaces the key's entry, keeping its replica set; a key the map lacks is left alone.
     pub fn set_entry(&mut self, key: &Key, entry: Option<&Entry>) {
-        let Some(replicas) = self.set.contains(key.as_bytes()).then(|| self.members(key)) else { return };
+        let Some(replicas) = self.set.get(key.as_bytes()).map(|p| self.members_of(p)) else { return };
         let packed = self.pack(key.as_bytes(), &replicas, entry);
         self.set.replace(packed);
     }
@@ -245,14 +250,14 @@ impl KeyTable {
 
     /// Every key, copied out.
     pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.set.iter().map(|p| Key::new(Bytes::copy_from_slice(p.key())).expect("a key was checked when it arrived"))
+        self.set.iter().map(|p| p.owned_key())
     }
 
     /// Every key's entry, for a snapshot.
     pub fn entries(&self) -> impl Iterator<Item = (Key, Entry)> + '_ {
         self.set.iter().filter_map(|p| {
             let entry = p.entry()?;
-            Some((Key::new(Bytes::copy_from_slice(p.key())).expect("a key was checked when it arrived"), entry))
+            Some((p.owned_key(), entry))
         })
     }
 

@@ -470,6 +470,11 @@ impl Cluster {
 
     /// Polls `status --json` until `done` holds.
     pub fn wait_status(&self, what: &str, done: impl Fn(&Json) -> bool) -> Json {
+        self.wait_status_within(what, DEADLINE, done)
+    }
+
+    /// As `wait_status`, failing the test after `limit` instead of [`DEADLINE`].
+    pub fn wait_status_within(&self, what: &str, limit: Duration, done: impl Fn(&Json) -> bool) -> Json {
         let start = Instant::now();
         let mut last = None;
         loop {
@@ -479,7 +484,7 @@ impl Cluster {
                 }
                 last = Some(status);
             }
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last status: {last:?}");
+            assert!(start.elapsed() < limit, "timed out waiting for {what}; last status: {last:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
