@@ -26,12 +26,13 @@ fn main() {
             key: Key::new(format!("key{i}")).expect("key"),
             version: Version::new(1, i + 1),
             value: Some(Value::new(vec![b'v'; 100]).expect("value")),
+            stamp: None,
         };
         let wire = rmp_serde::to_vec_named(&op).expect("encode");
-        let SlaveOp::Write { key, version, value } = rmp_serde::from_slice(&wire).expect("decode") else {
+        let SlaveOp::Write { key, version, value, stamp } = rmp_serde::from_slice(&wire).expect("decode") else {
             unreachable!("a write was encoded")
         };
-        map.write(key, version, value);
+        map.write(key, version, value, stamp);
     }
     let after = resident_kib();
     println!(

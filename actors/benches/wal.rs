@@ -20,6 +20,7 @@ fn entry(i: u64) -> LogEntry {
         version: Version::new(1, i),
         key: Key::new(format!("key{}", i % 1000)).expect("key"),
         value: Some(Value::new(vec![b'v'; 100]).expect("value")),
+        stamp: None,
     }
 }
 
@@ -76,8 +77,8 @@ fn fsync_per_write(writers: usize, secs: Duration) -> f64 {
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     buf.clear();
-                    let LogEntry::Write { version, key, value } = entry(i) else { unreachable!() };
-                    let record = LogRecord::Write { lsn: Lsn(i), version, key, value };
+                    let LogEntry::Write { version, key, value, stamp } = entry(i) else { unreachable!() };
+                    let record = LogRecord::Write { lsn: Lsn(i), version, key, value, stamp };
                     format::encode(&record, &mut buf).expect("encode");
                     let mut file = file.lock().expect("lock");
                     file.write_all(&buf).and_then(|()| file.sync_data()).expect("write");

@@ -24,6 +24,9 @@
 //! - `mutation-standby-no-stall-check`: a standby counts its own stall as its master's silence.
 //! - `mutation-read-before-durable`: a read answers what it found on the slaves before the
 //!   master's log holds it.
+//! - `mutation-no-restamp`: a version found on the slaves and appended to the log again is not
+//!   written back to the slaves that held it with the record's stamp, so a later takeover that
+//!   reads only what was written after its log's last stamp misses it.
 
 /// `mutation-no-fencing` is on.
 pub fn fencing_off() -> bool {

@@ -81,6 +81,11 @@ impl<T: Hash + Eq + Borrow<[u8]> + Clone> Sharded<T> {
     pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.shards.iter().flat_map(|shard| shard.iter())
     }
+
+    /// The entries of shard `i` (`i < SHARDS`; none beyond).
+    pub fn shard(&self, i: usize) -> impl Iterator<Item = &T> + '_ {
+        self.shards.get(i).into_iter().flat_map(|shard| shard.iter())
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,18 @@ use crate::payload::{Key, Value};
 /// One log record. Every record has the next log sequence number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LogRecord {
-    /// `key` was written at `version`; `value: None` is a delete (tombstone).
-    Write { lsn: Lsn, version: Version, key: Key, value: Option<Value> },
+    /// `key` was written at `version`; `value: None` is a delete (tombstone). `stamp` is the
+    /// record's place in the order the master wrote to slaves: a record of a version copied
+    /// from the slaves (found newer than the log) has a stamp of its own, above every stamp
+    /// before it; `None` is the version itself, a write the master minted.
+    Write {
+        lsn: Lsn,
+        version: Version,
+        key: Key,
+        value: Option<Value>,
+        #[serde(default)]
+        stamp: Option<Version>,
+    },
     /// From here on `master` serves in `epoch`, which enough slaves promised it. Written, and
     /// made durable, before the first write of the epoch. `master` is `None` in logs written
     /// before epochs were granted.
@@ -28,6 +38,14 @@ pub enum LogRecord {
 }
 
 impl LogRecord {
+    /// A write record's stamp (see [`LogRecord::Write`]).
+    pub fn stamp(&self) -> Option<Version> {
+        match self {
+            LogRecord::Write { version, stamp, .. } => Some(stamp.unwrap_or(*version)),
+            LogRecord::Epoch { .. } | LogRecord::Member { .. } => None,
+        }
+    }
+
     pub fn lsn(&self) -> Lsn {
         match self {
             LogRecord::Write { lsn, .. } | LogRecord::Epoch { lsn, .. } | LogRecord::Member { lsn, .. } => *lsn,

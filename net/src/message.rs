@@ -189,6 +189,10 @@ pub enum Ship {
         /// The cluster's recorded slave membership at `lsn`.
         #[serde(default)]
         members: Vec<MemberRecord>,
+        /// The last stamp the master had issued when it copied its state: the standby's log
+        /// then covers every write a slave received with a stamp up to it.
+        #[serde(default)]
+        stamp: crate::ids::Version,
     },
     SnapshotChunk {
         entries: Vec<(Key, Entry)>,
@@ -251,14 +255,28 @@ pub enum SlaveOp {
     /// The slave's entry for `key`, if any.
     Read { key: Key },
     /// Store `value` (a tombstone when `None`) at `version`, unless the slave already holds
-    /// the key at this version or a newer one.
-    Write { key: Key, version: Version, value: Option<Value> },
+    /// the key at this version or a newer one. `stamp` places the write in the master's log
+    /// order (`None`: the version itself, a write the master minted): the slave keeps the
+    /// highest stamp each key was written with, also when the version was already there, so
+    /// that a takeover can ask for what was written after the last record its log holds.
+    Write {
+        key: Key,
+        version: Version,
+        value: Option<Value>,
+        #[serde(default)]
+        stamp: Option<Version>,
+    },
     /// Heartbeat.
     Ping,
     /// A page of every entry the slave holds. `cursor: 0` starts an inventory (the slave lists
     /// its keys); later pages continue from the cursor the previous page returned, and a cursor
-    /// from an inventory that was started again since is refused (`BadRequest`).
-    Inventory { cursor: u64 },
+    /// from an inventory that was started again since is refused (`BadRequest`). With `since`,
+    /// only the entries written with a stamp above it are listed: what a standby's log may lack.
+    Inventory {
+        cursor: u64,
+        #[serde(default)]
+        since: Option<Version>,
+    },
     /// A candidate asks the slave to promise, durably, to refuse every request from an epoch
     /// older than the request's, and every other node's request in that epoch. Answered with
     /// [`SlaveReply::Promised`].

@@ -218,7 +218,12 @@ fn the_slave_answers_bad_input_with_an_error_and_keeps_its_data() {
 
     let (mut conn, _) = fake.accept();
     let key = Key::new("k").unwrap();
-    let write = SlaveOp::Write { key: key.clone(), version: Version::new(1, 1), value: Some(Value::new("v").unwrap()) };
+    let write = SlaveOp::Write {
+        key: key.clone(),
+        version: Version::new(1, 1),
+        value: Some(Value::new("v").unwrap()),
+        stamp: None,
+    };
     assert_eq!(slave_request(&mut conn, 1, write), Ok(SlaveReply::Written { current: Version::new(1, 1) }));
 
     let mut garbage = BytesMut::new();

@@ -91,11 +91,11 @@ impl BackupSession {
         self.held = Some(VecDeque::new());
         let copy = self.coordinator.send(StateCopy);
         ctx.wait(copy.into_actor(self).map(move |state, act, ctx| {
-            let Ok(State { epoch, master, members, entries }) = state else {
+            let Ok(State { epoch, master, members, entries, stamp }) = state else {
                 return act.close_with(WireError::internal("the coordinator stopped"), ctx);
             };
             tracing::info!(standby = %act.standby, lsn = durable.0, keys = entries.len(), "sending a snapshot");
-            let begin = Ship::SnapshotBegin { lsn: durable, epoch, master: Some(master), members };
+            let begin = Ship::SnapshotBegin { lsn: durable, epoch, master: Some(master), members, stamp };
             act.outbox.send(FromServer::Ship(begin));
             let mut all = entries.entries().peekable();
             while all.peek().is_some() {

@@ -197,6 +197,9 @@ pub struct State {
     /// A copy of the key map that shares its shards (see `sharded.rs`): taking it costs the
     /// coordinator nothing in proportion to the data set.
     pub entries: KeyTable,
+    /// The last stamp issued when the copy was taken: the copy holds every entry a slave was
+    /// given with a stamp up to it.
+    pub stamp: Version,
 }
 
 /// The coordinator's epoch, membership and every key's newest entry, for a standby's snapshot.
@@ -234,9 +237,10 @@ pub struct StopServing {
     pub reason: String,
 }
 
-/// A read returned `entry`, newer than the master's copy when the read was planned.
+/// A read returned `entry`, newer than the master's copy when the read was planned; answered
+/// with the stamp the read must write to the replicas it counts (see [`Coordinator::read_won`]).
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Version")]
 pub struct ReadWon {
     pub key: Key,
     pub entry: Entry,
@@ -324,6 +328,7 @@ impl CoordinatorActor {
     pub fn new(
         config: Arc<MasterConfig>,
         entries: KeyTable,
+        stamp: Version,
         membership: Membership,
         wal: Addr<WalWriter>,
         node: Addr<NodeActor>,
@@ -331,7 +336,7 @@ impl CoordinatorActor {
         let standby_required = config.peer.is_some();
         let mut core =
             Coordinator::new(Epoch(0), config.replicas, config.seed).with_membership(membership, standby_required);
-        core.recover_table(entries);
+        core.recover_table(entries, stamp);
         CoordinatorActor {
             core,
             config,
@@ -524,8 +529,9 @@ impl CoordinatorActor {
                 let completion = Completion::Refill { node: target.node.clone(), incarnation: target.incarnation };
                 WriteAggregator::new(plan, targets, completion, me, timeout, epoch).start();
             }
-            Effect::Log { key, entry } => {
-                self.wal.do_send(Append { entry: log_entry(&key, &entry), notify: None });
+            Effect::Log { key, entry, stamp } => {
+                let entry = LogEntry::Write { version: entry.version, key, value: entry.value, stamp: Some(stamp) };
+                self.wal.do_send(Append { entry, notify: None });
             }
             Effect::RecordMember { node, incarnation, active: true } => {
                 tracing::info!(slave = %node, ?incarnation, "recording the slave's membership");
@@ -550,7 +556,7 @@ impl CoordinatorActor {
             Effect::Read { token, plan } => {
                 let targets = self.resolve(&plan.targets);
                 ReadAggregator::new(plan.key, targets, plan.needed, Purpose::Client(token), me, timeout, epoch)
-                    .known(plan.known, plan.unsynced)
+                    .known(plan.known, plan.unsynced, plan.stamp)
                     .start();
             }
             Effect::Discover { key, targets } => {
@@ -621,7 +627,7 @@ impl CoordinatorActor {
 }
 
 fn log_entry(key: &Key, entry: &net::Entry) -> LogEntry {
-    LogEntry::Write { version: entry.version, key: key.clone(), value: entry.value.clone() }
+    LogEntry::Write { version: entry.version, key: key.clone(), value: entry.value.clone(), stamp: None }
 }
 
 impl Actor for CoordinatorActor {
@@ -790,7 +796,8 @@ impl Handler<ReadInventory> for CoordinatorActor {
                 takeover.next_reader += 1;
                 let reader = takeover.next_reader;
                 takeover.readers.insert(node.clone(), reader);
-                InventoryReader::new(node, incarnation, reader, proxy, epoch, ctx.address()).start();
+                let since = self.core.log_stamp();
+                InventoryReader::new(node, incarnation, reader, proxy, epoch, since, ctx.address()).start();
             }
             Some(_) | None => {
                 let incarnation = self.slaves.get(&node).map(|h| h.incarnation).unwrap_or_default();
@@ -835,11 +842,12 @@ impl Handler<RoleState> for CoordinatorActor {
 }
 
 impl Handler<ReadWon> for CoordinatorActor {
-    type Result = ();
+    type Result = MessageResult<ReadWon>;
 
-    fn handle(&mut self, msg: ReadWon, ctx: &mut Context<Self>) {
-        let effects = self.core.read_won(&msg.key, msg.entry);
+    fn handle(&mut self, msg: ReadWon, ctx: &mut Context<Self>) -> Self::Result {
+        let (effects, stamp) = self.core.read_won(&msg.key, msg.entry);
         self.run(effects, ctx);
+        MessageResult(stamp)
     }
 }
 
@@ -880,6 +888,7 @@ impl Handler<StateCopy> for CoordinatorActor {
             master: self.config.node.clone(),
             members: self.core.membership().records(),
             entries: self.core.table().clone(),
+            stamp: self.core.stamp(),
         })
     }
 }
@@ -995,6 +1004,7 @@ impl Handler<SnapshotDue> for CoordinatorActor {
             master: self.config.node.clone(),
             members: self.core.membership().records(),
             entries: self.core.table().clone(),
+            stamp: self.core.stamp(),
         });
     }
 }

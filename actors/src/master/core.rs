@@ -45,6 +45,7 @@ use rand::SeedableRng;
 use super::keytable::{KeyState, KeyTable};
 use super::placement;
 use crate::role::membership::Membership;
+use crate::sharded::SHARDS;
 
 /// Keys a call of [`Coordinator::maintenance`] tends at most.
 pub const SCAN_CHUNK: usize = 16_384;
@@ -77,6 +78,9 @@ pub struct WritePlan {
     pub log: bool,
     /// For a client write: the key held a value before it (the master's previous entry).
     pub existed: bool,
+    /// The stamp the slaves keep with the entry (see [`Coordinator::stamp`]); `None` for a
+    /// write minted now, whose stamp is its version.
+    pub stamp: Option<Version>,
 }
 
 /// Ask `targets` for `key` until `needed` counting answers are in, then repair.
@@ -91,6 +95,8 @@ pub struct ReadPlan {
     /// The key had a record in the log that was not durable yet: whatever the read finds is
     /// answered through [`Coordinator::settle_read`], once the log holds it.
     pub unsynced: bool,
+    /// The stamp of the read's repairs (see [`Coordinator::stamp`]).
+    pub stamp: Version,
 }
 
 /// A client operation on one key.
@@ -117,8 +123,9 @@ pub enum Effect<T> {
     /// Copy the master's entry to one member in the background; report with
     /// [`Coordinator::refilled`].
     Refill { plan: WritePlan },
-    /// Append an entry found on the slaves, newer than the log's, to the log.
-    Log { key: Key, entry: Entry },
+    /// Append an entry found on the slaves, newer than the log's, to the log, with its own
+    /// `stamp`.
+    Log { key: Key, entry: Entry, stamp: Version },
     /// Append `Member { node, incarnation, active }` to the log. A joining (`active: false`)
     /// is reported back with [`Coordinator::member_recorded`] once durable.
     RecordMember { node: NodeId, incarnation: Incarnation, active: bool },
@@ -170,8 +177,10 @@ pub struct Coordinator<T> {
     rng: StdRng,
     /// Membership changed since the last scan for background work.
     dirty: bool,
-    /// Keys the current scan has still to look at, the next one last.
+    /// Keys of the current shard the scan has still to look at (the next one last), and the
+    /// next shard of the key map to list ([`SHARDS`]: the scan is done).
     scanning: Vec<Key>,
+    scan_shard: usize,
     chores: VecDeque<Chore>,
     /// Background placements (by key) and refills in flight.
     placing: HashSet<Key>,
@@ -180,6 +189,8 @@ pub struct Coordinator<T> {
     /// durable yet, and reads that wait for such a record (the version they wait for).
     unsynced: HashMap<Key, Version>,
     settling: HashMap<Key, Vec<(Version, T, ClientReply)>>,
+    /// The highest stamp of the log this coordinator recovered from.
+    log_stamp: Version,
 }
 
 impl<T> Coordinator<T> {
@@ -200,11 +211,13 @@ impl<T> Coordinator<T> {
             rng: StdRng::seed_from_u64(seed),
             dirty: false,
             scanning: Vec::new(),
+            scan_shard: SHARDS,
             chores: VecDeque::new(),
             placing: HashSet::new(),
             refills: 0,
             unsynced: HashMap::new(),
             settling: HashMap::new(),
+            log_stamp: Version::ZERO,
         }
     }
 
@@ -245,11 +258,31 @@ impl<T> Coordinator<T> {
         self.dirty = true;
     }
 
-    /// Starts from the keys a log replay (or a standby) rebuilt, none of them placed yet.
-    pub fn recover_table(&mut self, keys: KeyTable) {
+    /// Starts from the keys a log replay (or a standby) rebuilt, none of them placed yet, and
+    /// the highest stamp of that log.
+    pub fn recover_table(&mut self, keys: KeyTable, stamp: Version) {
         debug_assert!(self.keys.is_empty(), "a coordinator recovers once, before it serves");
         self.keys = keys;
+        self.log_stamp = stamp;
+        self.observe(stamp);
         self.dirty = true;
+    }
+
+    /// The highest stamp of the log this coordinator recovered from: a slave holds nothing
+    /// the log lacks that it was written with a stamp at or below this.
+    pub fn log_stamp(&self) -> Version {
+        self.log_stamp
+    }
+
+    /// The stamp of a copy, repair or refill of an entry the master holds: the last version
+    /// issued. Every write a slave receives carries a stamp, and the log's records carry
+    /// theirs, in one order: a minted write's is its version, a record of an entry copied
+    /// from the slaves gets a fresh one. A copy of an entry whose record a standby's log lacks
+    /// therefore carries a stamp above the highest one that log holds, and a takeover that
+    /// asks intact slaves for what was written above it finds every write the log may lack
+    /// (`SlaveOp::Inventory { since }`), without reading what the log already has.
+    pub fn stamp(&self) -> Version {
+        self.last_version()
     }
 
     /// The key map (a snapshot copies it).
@@ -360,16 +393,20 @@ impl<T> Coordinator<T> {
         effects
     }
 
-    /// A read returned `entry` for `key`: the master's copy is raised to it (and logged when it
-    /// is newer than the log's), so that a refill never copies an older value back.
-    pub fn read_won(&mut self, key: &Key, entry: Entry) -> Vec<Effect<T>> {
+    /// A read found `entry` for `key`, newer than the master's copy when it was planned: the
+    /// master's copy is raised to it (and logged when it is newer than the log's), so that a
+    /// refill never copies an older value back. Returns the stamp the read must write to the
+    /// replicas it counts, holders included, before it answers: the record's own when one was
+    /// appended, so that a standby whose log lacks the record finds the key in a takeover.
+    pub fn read_won(&mut self, key: &Key, entry: Entry) -> (Vec<Effect<T>>, Version) {
         if !self.keys.contains(key) || self.keys.version(key).is_some_and(|v| v >= entry.version) {
-            return Vec::new();
+            return (Vec::new(), self.stamp());
         }
         self.keys.set_entry(key, Some(&entry));
         self.observe(entry.version);
         self.appended(key, entry.version);
-        vec![Effect::Log { key: key.clone(), entry }]
+        let stamp = self.next_version();
+        (vec![Effect::Log { key: key.clone(), entry, stamp }], stamp)
     }
 
     /// A record of `key` at `version` goes to the log now; reads of the key wait for it.
@@ -492,11 +529,17 @@ impl<T> Coordinator<T> {
         let logged = self.keys.entry(&key);
         let found_newest = found.iter().filter_map(|f| f.entry.as_ref()).max_by_key(|e| e.version).cloned();
         let mut effects = Vec::new();
+        // A version newer than the log's is appended with a stamp of its own, which every
+        // replica that counts must hold, the slaves that already had the version included.
+        let mut restamp = None;
         let winner = match (found_newest, logged) {
             (Some(f), Some(l)) if l.version >= f.version => Some(l),
             (Some(f), _) => {
+                self.observe(f.version);
                 self.appended(&key, f.version);
-                effects.push(Effect::Log { key: key.clone(), entry: f.clone() });
+                let stamp = self.next_version();
+                restamp = Some(stamp);
+                effects.push(Effect::Log { key: key.clone(), entry: f.clone(), stamp });
                 Some(f)
             }
             (None, logged) => logged,
@@ -515,13 +558,15 @@ impl<T> Coordinator<T> {
             return effects;
         }
         let needed = self.quorum(members.len());
+        let holds_stamp = restamp.is_none() || crate::mutation::enabled("mutation-no-restamp");
         let (have, lack): (Vec<&Replica>, Vec<&Replica>) = members.iter().partition(|m| {
-            found.iter().any(|f| {
-                f.node == m.node
-                    && f.incarnation == m.incarnation
-                    && winner.is_some()
-                    && f.entry.as_ref().map(|e| e.version) == winner.as_ref().map(|w| w.version)
-            })
+            holds_stamp
+                && found.iter().any(|f| {
+                    f.node == m.node
+                        && f.incarnation == m.incarnation
+                        && winner.is_some()
+                        && f.entry.as_ref().map(|e| e.version) == winner.as_ref().map(|w| w.version)
+                })
         });
         let seed = match &winner {
             Some(entry) if have.len() < needed => Some(WritePlan {
@@ -535,6 +580,7 @@ impl<T> Coordinator<T> {
                 needed: needed - have.len(),
                 log: false,
                 existed: false,
+                stamp: Some(restamp.unwrap_or_else(|| self.stamp())),
             }),
             Some(_) | None => None,
         };
@@ -611,9 +657,23 @@ impl<T> Coordinator<T> {
             self.dirty = false;
             self.scan();
         }
-        for _ in 0..SCAN_CHUNK {
-            let Some(key) = self.scanning.pop() else { break };
-            self.tend(&key);
+        // At most SCAN_CHUNK keys a call, and none while as many chores wait: the list of
+        // chores stays bounded however many keys need one (every key after a restart).
+        let mut tended = 0;
+        while tended < SCAN_CHUNK && self.chores.len() < SCAN_CHUNK {
+            match self.scanning.pop() {
+                Some(key) => {
+                    self.tend(&key);
+                    tended += 1;
+                }
+                None if self.scan_shard < SHARDS => {
+                    let mut keys = self.keys.shard_keys(self.scan_shard);
+                    keys.reverse();
+                    self.scanning = keys;
+                    self.scan_shard += 1;
+                }
+                None => break,
+            }
         }
         let mut effects = Vec::new();
         while self.placing.len() + self.refills < budget {
@@ -654,6 +714,7 @@ impl<T> Coordinator<T> {
     pub fn busy(&self) -> bool {
         self.dirty
             || !self.scanning.is_empty()
+            || self.scan_shard < SHARDS
             || !self.chores.is_empty()
             || self.refills > 0
             || !self.placing.is_empty()
@@ -661,14 +722,14 @@ impl<T> Coordinator<T> {
 
     /// Starts rebuilding the list of chores from the key map: each call of `maintenance` then
     /// tends the next [`SCAN_CHUNK`] keys (replaces members on dead slaves, grows short sets,
-    /// lists members to refill and keys to place), so no call takes time in proportion to the
-    /// data set beyond listing its keys.
+    /// lists members to refill and keys to place), listing the map one shard at a time, so no
+    /// call takes time in proportion to the data set.
     fn scan(&mut self) {
         self.chores.clear();
-        // In key order, so that a seed gives the same chores (and placements) every time.
-        let mut keys: Vec<Key> = self.keys.keys().collect();
-        keys.sort_unstable_by(|a, b| b.cmp(a));
-        self.scanning = keys;
+        // Shard by shard, in key order within each, so that a seed gives the same chores (and
+        // placements) every time.
+        self.scanning.clear();
+        self.scan_shard = 0;
     }
 
     /// Lists the chores one key needs: placing it, replacing members on slaves that are gone,
@@ -736,6 +797,7 @@ impl<T> Coordinator<T> {
             needed: 1,
             log: false,
             existed: false,
+            stamp: Some(self.stamp()),
         })
     }
 
@@ -787,6 +849,7 @@ impl<T> Coordinator<T> {
                         needed: needed - counting,
                         log: false,
                         existed: false,
+                        stamp: Some(self.stamp()),
                     };
                     self.pending.insert(key, vec![(op, token)]);
                     return Effect::Seed { plan };
@@ -799,7 +862,8 @@ impl<T> Coordinator<T> {
             Op::Get => {
                 let known = self.keys.version(&key);
                 let unsynced = self.unsynced.contains_key(&key);
-                Effect::Read { token, plan: ReadPlan { key, targets, needed, known, unsynced } }
+                let stamp = self.stamp();
+                Effect::Read { token, plan: ReadPlan { key, targets, needed, known, unsynced, stamp } }
             }
             Op::Put(value) => self.write(key, Some(value), targets, needed, token),
             Op::Del => self.write(key, None, targets, needed, token),
@@ -812,7 +876,7 @@ impl<T> Coordinator<T> {
         let existed = self.keys.has_value(&key);
         self.keys.set_entry(&key, Some(&entry));
         self.appended(&key, version);
-        Effect::Write { token, plan: WritePlan { key, entry, targets, needed, log: true, existed } }
+        Effect::Write { token, plan: WritePlan { key, entry, targets, needed, log: true, existed, stamp: None } }
     }
 
     fn next_version(&mut self) -> Version {

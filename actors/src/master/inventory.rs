@@ -1,11 +1,12 @@
-//! The inventory reader: a short-lived actor that pages through everything one slave holds,
-//! for a master that is taking over. Its requests carry the new epoch, so the slave is fenced
+//! The inventory reader: a short-lived actor that pages through what one slave holds that
+//! the taking-over master's log may lack (every entry written with a stamp above the log's
+//! highest, see `Coordinator::stamp`), for a master that is taking over. Its requests carry the new epoch, so the slave is fenced
 //! against the old master from the first page on. Each page goes to the coordinator as it
 //! arrives; nothing of the inventory is kept here.
 
 use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
 
-use net::{Epoch, Incarnation, NodeId, SlaveOp, SlaveReply};
+use net::{Epoch, Incarnation, NodeId, SlaveOp, SlaveReply, Version};
 
 use super::coordinator::{CoordinatorActor, InventoryDone, InventoryPage};
 use super::slave_proxy::{Call, SlaveAnswer, SlaveProxy};
@@ -17,6 +18,7 @@ pub struct InventoryReader {
     reader: u64,
     proxy: Addr<SlaveProxy>,
     epoch: Epoch,
+    since: Version,
     coordinator: Addr<CoordinatorActor>,
 }
 
@@ -27,14 +29,20 @@ impl InventoryReader {
         reader: u64,
         proxy: Addr<SlaveProxy>,
         epoch: Epoch,
+        since: Version,
         coordinator: Addr<CoordinatorActor>,
     ) -> Self {
-        InventoryReader { node, incarnation, reader, proxy, epoch, coordinator }
+        InventoryReader { node, incarnation, reader, proxy, epoch, since, coordinator }
     }
 
     fn ask(&self, cursor: u64, ctx: &mut Context<Self>) {
         let reply_to = ctx.address().recipient();
-        self.proxy.do_send(Call { epoch: self.epoch, op: SlaveOp::Inventory { cursor }, reply_to, tag: 0 });
+        self.proxy.do_send(Call {
+            epoch: self.epoch,
+            op: SlaveOp::Inventory { cursor, since: Some(self.since) },
+            reply_to,
+            tag: 0,
+        });
     }
 
     fn finish(&mut self, ok: bool, ctx: &mut Context<Self>) {

@@ -253,6 +253,19 @@ impl KeyTable {
         self.set.iter().map(|p| p.owned_key())
     }
 
+    /// How many keys have an entry: what [`KeyTable::entries`] yields.
+    pub fn count_entries(&self) -> u64 {
+        self.set.iter().filter(|p| p.flags() & HAS_ENTRY != 0).count() as u64
+    }
+
+    /// The keys of one shard of the table (`shard < SHARDS`), sorted: a scan of the whole map
+    /// lists one shard at a time.
+    pub fn shard_keys(&self, shard: usize) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.set.shard(shard).map(|p| p.owned_key()).collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Every key's entry, for a snapshot.
     pub fn entries(&self) -> impl Iterator<Item = (Key, Entry)> + '_ {
         self.set.iter().filter_map(|p| {

@@ -7,12 +7,17 @@
 //! master's copy) is answered through the coordinator, once the log made it durable. Answers that arrive later are repaired too, after the
 //! client has its value. A discovery asks every live slave and reports all answers to the
 //! coordinator; one missing answer makes it incomplete.
+//!
+//! Repairs carry the stamp the read was planned with (see `Coordinator::stamp`). A winner newer
+//! than the master's copy is a version the master's log may not have: the coordinator appends
+//! it with a stamp of its own, and the read writes that stamp to every replica it counts, the
+//! ones that already held the version included, before it answers.
 
 use std::time::Duration;
 
-use actix::prelude::{Actor, ActorContext, Addr, AsyncContext, Context, Handler};
+use actix::prelude::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, WrapFuture};
 
-use net::{ClientReply, Entry, Epoch, Key, SlaveOp, SlaveReply, WireError};
+use net::{ClientReply, Entry, Epoch, Key, SlaveOp, SlaveReply, Version, WireError};
 
 use super::coordinator::{Caller, CoordinatorActor, Discovered, ReadWon, Revalidated, SettleRead};
 use super::core::{Found, Target};
@@ -45,9 +50,15 @@ pub struct ReadAggregator {
     discover: bool,
     winner: Option<Entry>,
     /// The master's copy's version when the read was planned: a newer winner is reported.
-    known: Option<net::Version>,
+    known: Option<Version>,
     /// The answer goes through the coordinator, which sends it once the log holds it.
     settle: bool,
+    /// The stamp repairs carry.
+    stamp: Version,
+    /// Waiting for the coordinator to stamp a winner newer than its copy.
+    restamping: bool,
+    /// The winner was stamped: a replica counts only once it holds the stamp too.
+    stamped: bool,
     coordinator: Addr<CoordinatorActor>,
     timeout: Duration,
     epoch: Epoch,
@@ -75,16 +86,21 @@ impl ReadAggregator {
             winner: None,
             known: None,
             settle: false,
+            stamp: Version::ZERO,
+            restamping: false,
+            stamped: false,
             coordinator,
             timeout,
             epoch,
         }
     }
 
-    /// The version of the master's own copy of the key when the read was planned.
-    pub fn known(mut self, known: Option<net::Version>, unsynced: bool) -> Self {
+    /// The version of the master's own copy of the key when the read was planned, and the
+    /// stamp of its repairs.
+    pub fn known(mut self, known: Option<Version>, unsynced: bool, stamp: Version) -> Self {
         self.known = known;
         self.settle = unsynced;
+        self.stamp = stamp;
         self
     }
 
@@ -99,7 +115,12 @@ impl ReadAggregator {
     }
 
     fn repair(&mut self, tag: usize, winner: &Entry, ctx: &mut Context<Self>) {
-        let op = SlaveOp::Write { key: self.key.clone(), version: winner.version, value: winner.value.clone() };
+        let op = SlaveOp::Write {
+            key: self.key.clone(),
+            version: winner.version,
+            value: winner.value.clone(),
+            stamp: Some(self.stamp),
+        };
         self.slots[tag] = if self.send(tag, op, ctx) { Slot::Repairing } else { Slot::Failed };
     }
 
@@ -117,8 +138,14 @@ impl ReadAggregator {
         if self.discover {
             return self.check_discovery(ctx);
         }
+        if self.restamping {
+            return;
+        }
         if self.winner.is_none() && self.purpose.is_some() {
             self.decide(ctx);
+            if self.restamping {
+                return;
+            }
         }
         if let (Some(winner), true) = (&self.winner, self.purpose.is_some()) {
             let holders = self.slots.iter().filter(|s| **s == Slot::Holds).count();
@@ -182,16 +209,45 @@ impl ReadAggregator {
             self.answer(Ok(ClientReply::Value { value: None, version: None }));
             return;
         };
-        for i in holders {
-            self.slots[i] = Slot::Holds;
-        }
         // The master's copy is raised to the winner before the read can answer, so that no
         // refill copies an older value back, and the answer waits for the log to hold it.
-        if !matches!(self.known, Some(known) if winner.version <= known) {
-            if !crate::mutation::enabled("mutation-no-read-raise") {
-                self.coordinator.do_send(ReadWon { key: self.key.clone(), entry: winner.clone() });
-            }
+        let newer = !matches!(self.known, Some(known) if winner.version <= known);
+        if newer && !crate::mutation::enabled("mutation-no-read-raise") {
             self.settle = true;
+            self.restamping = true;
+            let restamp_holders = !crate::mutation::enabled("mutation-no-restamp");
+            if !restamp_holders {
+                for &i in &holders {
+                    self.slots[i] = Slot::Holds;
+                }
+            }
+            let won = self.coordinator.send(ReadWon { key: self.key.clone(), entry: winner.clone() });
+            ctx.spawn(won.into_actor(self).map(move |stamp, act, ctx| {
+                act.restamping = false;
+                let Ok(stamp) = stamp else {
+                    act.answer(Err(WireError::internal("the coordinator stopped")));
+                    return ctx.stop();
+                };
+                act.stamp = stamp;
+                act.stamped = !crate::mutation::enabled("mutation-no-restamp");
+                let Some(winner) = act.winner.clone() else { return };
+                // Every answer in so far (late ones included) gets the stamp; holders that
+                // already had the version count once they hold the stamp too.
+                for i in 0..act.slots.len() {
+                    if matches!(act.slots[i], Slot::Answered(_)) {
+                        act.repair(i, &winner, ctx);
+                    }
+                }
+                act.check(ctx);
+            }));
+            self.winner = Some(winner);
+            return;
+        }
+        if newer {
+            self.settle = true;
+        }
+        for i in holders {
+            self.slots[i] = Slot::Holds;
         }
         for i in stale {
             self.repair(i, &winner, ctx);
@@ -253,9 +309,13 @@ impl Handler<SlaveAnswer> for ReadAggregator {
         match (self.slots[tag].clone(), msg.result) {
             (Slot::Pending, Ok(SlaveReply::Read { entry })) => match self.winner.clone() {
                 None => self.slots[tag] = Slot::Answered(entry),
+                // A late answer while the winner is being stamped: repaired with the stamp.
+                Some(_) if self.restamping => self.slots[tag] = Slot::Answered(entry),
                 // A late answer, after the decision: repair it if it is behind.
                 Some(winner) => match entry {
-                    Some(e) if e.version >= winner.version => self.slots[tag] = Slot::Holds,
+                    Some(e) if e.version > winner.version || (e.version == winner.version && !self.stamped) => {
+                        self.slots[tag] = Slot::Holds
+                    }
                     Some(_) | None => self.repair(tag, &winner, ctx),
                 },
             },

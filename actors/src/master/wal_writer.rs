@@ -80,22 +80,12 @@ pub struct Stop;
 /// What to append; the writer gives it its LSN.
 #[derive(Debug, Clone)]
 pub enum LogEntry {
-    Write {
-        version: Version,
-        key: Key,
-        value: Option<Value>,
-    },
+    /// `stamp`: see [`LogRecord::Write`].
+    Write { version: Version, key: Key, value: Option<Value>, stamp: Option<Version> },
     /// `master` was granted `epoch`.
-    Epoch {
-        epoch: Epoch,
-        master: NodeId,
-    },
+    Epoch { epoch: Epoch, master: NodeId },
     /// A slave joined, became usable, or came back in a new incarnation.
-    Member {
-        node: NodeId,
-        incarnation: Incarnation,
-        active: bool,
-    },
+    Member { node: NodeId, incarnation: Incarnation, active: bool },
     /// A record from the master's log, appended by its standby with the same LSN.
     Shipped(LogRecord),
 }
@@ -171,6 +161,8 @@ pub struct WriteSnapshot {
     /// a large data set never holds up the coordinator (a stall there starves heartbeats and
     /// the standby takes over).
     pub entries: KeyTable,
+    /// The last stamp issued when the copy was taken (see `State::stamp`).
+    pub stamp: Version,
 }
 
 /// The log failed (it stays failed until the process restarts); sent to whoever asked
@@ -332,7 +324,7 @@ impl WalWriter {
             return refuse(notify, reason.clone());
         }
         let record = match entry {
-            LogEntry::Write { version, key, value } => LogRecord::Write { lsn, version, key, value },
+            LogEntry::Write { version, key, value, stamp } => LogRecord::Write { lsn, version, key, value, stamp },
             LogEntry::Epoch { epoch, master } => LogRecord::Epoch { lsn, epoch, master: Some(master) },
             LogEntry::Member { node, incarnation, active } => LogRecord::Member { lsn, node, incarnation, active },
             LogEntry::Shipped(record) if record.lsn() == lsn => record,
@@ -593,15 +585,14 @@ impl Handler<IoDone> for WalWriter {
             Some(InIo::Rotate { path }) => {
                 self.segment = path;
                 self.log_bytes = 0;
-                if let SnapshotState::Rotating { mut snapshot, table } =
+                if let SnapshotState::Rotating { snapshot, table } =
                     std::mem::replace(&mut self.snapshot, SnapshotState::Writing)
                 {
                     let dir = self.dir.clone();
                     let me = ctx.address();
                     std::thread::spawn(move || {
-                        snapshot.entries = table.entries().collect();
+                        let result = write_snapshot(&dir, &snapshot, &table).map_err(|e| e.to_string());
                         drop(table);
-                        let result = write_snapshot(&dir, snapshot).map_err(|e| e.to_string());
                         me.do_send(SnapshotDone(result));
                     });
                 }
@@ -617,8 +608,8 @@ impl Handler<WriteSnapshot> for WalWriter {
 
     fn handle(&mut self, msg: WriteSnapshot, _ctx: &mut Context<Self>) {
         let lsn = Lsn(self.next_lsn.0 - 1);
-        let WriteSnapshot { epoch, master, members, entries } = msg;
-        let snapshot = Snapshot { lsn, epoch, master: Some(master), members, entries: Vec::new() };
+        let WriteSnapshot { epoch, master, members, entries, stamp } = msg;
+        let snapshot = Snapshot { lsn, epoch, master: Some(master), members, stamp, entries: Vec::new() };
         self.snapshot = SnapshotState::Rotating { snapshot, table: entries };
         self.queue.push_back(Work::Rotate { first: self.next_lsn });
         self.pump();
@@ -682,10 +673,13 @@ fn io_thread(mut file: File, sync: bool, rx: mpsc::Receiver<IoCommand>, actor: A
 
 /// Writes the snapshot, then deletes what it makes redundant: older snapshots and the log files
 /// before the one that starts after it.
-fn write_snapshot(dir: &DataDir, snap: Snapshot) -> Result<(), Error> {
+/// Writes the snapshot of `table` with `snap`'s header, streaming its entries, then drops the
+/// log and snapshots it replaces.
+fn write_snapshot(dir: &DataDir, snap: &Snapshot, table: &KeyTable) -> Result<(), Error> {
     let lsn = snap.lsn;
-    let path = snapshot::write(dir, &snap)?;
-    tracing::info!(file = %path.display(), lsn = lsn.0, keys = snap.entries.len(), "snapshot written");
+    let keys = table.count_entries();
+    let path = snapshot::write_entries(dir, snap, keys, table.entries())?;
+    tracing::info!(file = %path.display(), lsn = lsn.0, keys, "snapshot written");
     for (first, old) in dir.segments()? {
         if first <= lsn {
             std::fs::remove_file(&old).map_err(|e| Error::io(format!("cannot remove {}", old.display()), e))?;
@@ -715,6 +709,7 @@ mod tests {
             version: Version::new(1, i),
             key: Key::new(format!("k{i}")).unwrap(),
             value: Some(Value::new(format!("v{i}")).unwrap()),
+            stamp: None,
         }
     }
 

@@ -146,6 +146,7 @@ impl Actor for WriteAggregator {
                         key: self.plan.key.clone(),
                         version: self.plan.entry.version,
                         value: self.plan.entry.value.clone(),
+                        stamp: self.plan.stamp,
                     },
                     reply_to: me.clone(),
                     tag,

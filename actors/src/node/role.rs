@@ -14,7 +14,7 @@ use actix::prelude::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Supervisor, WrapFuture,
 };
 
-use net::{Epoch, Incarnation, Lsn, NodeId, PeerRole, ServerRole, Welcome};
+use net::{Epoch, Incarnation, Lsn, NodeId, PeerRole, ServerRole, Version, Welcome};
 
 use super::promise_request::PromiseRequest;
 use super::standby::{standby_wal, Standby};
@@ -63,6 +63,8 @@ pub enum RoleUpdate {
     TakeOver {
         facts: LogFacts,
         entries: KeyTable,
+        /// The highest stamp of that log.
+        stamp: Version,
         wal: Addr<WalWriter>,
     },
 }
@@ -80,7 +82,7 @@ pub struct RoleState {
 struct Store {
     dir: Arc<DataDir>,
     recovered: Option<Recovered>,
-    entries: Option<(KeyTable, Membership)>,
+    entries: Option<(KeyTable, Version, Membership)>,
     wal: Option<Addr<WalWriter>>,
 }
 
@@ -279,9 +281,9 @@ impl NodeActor {
                 }
             }
             let members = recovered.members.clone();
-            self.store.entries = Some((recovered.entries, members));
+            self.store.entries = Some((recovered.entries, recovered.stamp, members));
         }
-        let (Some(wal), Some((entries, members))) = (self.store.wal.clone(), self.store.entries.take()) else {
+        let (Some(wal), Some((entries, stamp, members))) = (self.store.wal.clone(), self.store.entries.take()) else {
             tracing::error!("cannot campaign: no log");
             return;
         };
@@ -290,7 +292,7 @@ impl NodeActor {
         wal.do_send(WatchFailure(ctx.address().recipient()));
         let (config, node) = (self.config.clone(), ctx.address());
         let coordinator =
-            Supervisor::start(move |_| CoordinatorActor::new(config, entries, members, wal.clone(), node));
+            Supervisor::start(move |_| CoordinatorActor::new(config, entries, stamp, members, wal.clone(), node));
         self.coordinator = Some(coordinator);
     }
 
@@ -339,10 +341,10 @@ impl Handler<RoleUpdate> for NodeActor {
                 self.last_lsn = last_lsn;
                 Event::Followed { epoch, last_lsn }
             }
-            RoleUpdate::TakeOver { facts, entries, wal } => {
+            RoleUpdate::TakeOver { facts, entries, stamp, wal } => {
                 self.last_lsn = facts.last_lsn;
                 self.store.wal = Some(wal);
-                self.store.entries = Some((entries, facts.members.clone()));
+                self.store.entries = Some((entries, stamp, facts.members.clone()));
                 Event::MasterSilent { facts }
             }
         };

@@ -190,6 +190,7 @@ impl Standby {
             epoch,
             newest_grant: Some((epoch, snap.master.clone())),
             members: Membership::from_records(snap.members.clone()),
+            stamp: snap.stamp,
             ..Recovered::default()
         };
         for (key, entry) in &snap.entries {
@@ -241,7 +242,8 @@ impl Standby {
         tracing::warn!(%why, silent = ?self.last_heard.elapsed(), "campaigning to take over");
         let facts = self.state.facts();
         let entries = std::mem::take(&mut self.state.entries);
-        self.node.do_send(RoleUpdate::TakeOver { facts, entries, wal: self.wal.clone() });
+        let stamp = self.state.stamp;
+        self.node.do_send(RoleUpdate::TakeOver { facts, entries, stamp, wal: self.wal.clone() });
         ctx.stop();
     }
 }
@@ -321,8 +323,8 @@ impl StreamHandler<Incoming> for Standby {
             FromServer::Ship(Ship::Records { records }) => {
                 records.into_iter().try_for_each(|record| self.apply(record, ctx))
             }
-            FromServer::Ship(Ship::SnapshotBegin { lsn, epoch, master, members }) => {
-                self.incoming_snapshot = Some(Snapshot { lsn, epoch, master, members, entries: Vec::new() });
+            FromServer::Ship(Ship::SnapshotBegin { lsn, epoch, master, members, stamp }) => {
+                self.incoming_snapshot = Some(Snapshot { lsn, epoch, master, members, stamp, entries: Vec::new() });
                 Ok(())
             }
             FromServer::Ship(Ship::SnapshotChunk { entries }) => match &mut self.incoming_snapshot {

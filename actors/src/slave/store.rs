@@ -35,7 +35,9 @@ pub struct StoreMap {
     max_version: Version,
 }
 
-/// A stored entry: `[key length: u16][tombstone: u8][key][value]`, and its version.
+/// A stored entry: `[key length: u16][flags: u8][stamp: 16 bytes, if flagged][key][value]`,
+/// and its version. Most entries were written with the stamp of their own version (a write the
+/// master minted), which is not stored again; a copy or repair with a later stamp carries it.
 #[derive(Clone)]
 struct Stored {
     version: Version,
@@ -43,15 +45,23 @@ struct Stored {
 }
 
 const STORED_HEADER: usize = 3;
+const TOMBSTONE: u8 = 1;
+const STAMPED: u8 = 2;
+const STAMP_LEN: usize = 16;
 
 impl Stored {
-    fn new(key: &Key, version: Version, value: Option<&Value>) -> Stored {
-        let key = key.as_bytes();
-        let value = value.map(Value::as_bytes);
-        let mut data = Vec::with_capacity(STORED_HEADER + key.len() + value.map_or(0, <[u8]>::len));
+    fn new(key: &[u8], version: Version, value: Option<&[u8]>, stamp: Version) -> Stored {
+        let stamped = stamp > version;
+        let mut data = Vec::with_capacity(
+            STORED_HEADER + if stamped { STAMP_LEN } else { 0 } + key.len() + value.map_or(0, <[u8]>::len),
+        );
         // Keys are at most MAX_KEY_LEN (1024) bytes, which fits in a u16.
         data.extend_from_slice(&(key.len() as u16).to_le_bytes());
-        data.push(u8::from(value.is_none()));
+        data.push(if value.is_none() { TOMBSTONE } else { 0 } | if stamped { STAMPED } else { 0 });
+        if stamped {
+            data.extend_from_slice(&stamp.epoch.0.to_le_bytes());
+            data.extend_from_slice(&stamp.seq.0.to_le_bytes());
+        }
         data.extend_from_slice(key);
         data.extend_from_slice(value.unwrap_or_default());
         Stored { version, data: data.into_boxed_slice() }
@@ -61,14 +71,35 @@ impl Stored {
         usize::from(u16::from_le_bytes([self.data[0], self.data[1]]))
     }
 
+    fn key_start(&self) -> usize {
+        STORED_HEADER + if self.data[2] & STAMPED != 0 { STAMP_LEN } else { 0 }
+    }
+
     fn key(&self) -> &[u8] {
-        &self.data[STORED_HEADER..STORED_HEADER + self.key_len()]
+        let start = self.key_start();
+        &self.data[start..start + self.key_len()]
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        (self.data[2] & TOMBSTONE == 0).then(|| &self.data[self.key_start() + self.key_len()..])
+    }
+
+    /// The highest stamp the entry was written with.
+    fn stamp(&self) -> Version {
+        if self.data[2] & STAMPED == 0 {
+            return self.version;
+        }
+        let word = |at: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&self.data[at..at + 8]);
+            u64::from_le_bytes(bytes)
+        };
+        Version { epoch: net::Epoch(word(STORED_HEADER)), seq: net::Seq(word(STORED_HEADER + 8)) }
     }
 
     fn entry(&self) -> Entry {
-        let value = (self.data[2] == 0).then(|| {
-            let bytes = Bytes::copy_from_slice(&self.data[STORED_HEADER + self.key_len()..]);
-            Value::new(bytes).expect("a stored value was checked when it arrived")
+        let value = self.value().map(|bytes| {
+            Value::new(Bytes::copy_from_slice(bytes)).expect("a stored value was checked when it arrived")
         });
         Entry { version: self.version, value }
     }
@@ -105,12 +136,22 @@ impl StoreMap {
     }
 
     /// Applies the write if `version` is newer than the key's; returns the version now held.
-    pub fn write(&mut self, key: Key, version: Version, value: Option<Value>) -> Version {
+    /// `stamp` (the version itself when `None`) raises the entry's stamp when the version
+    /// written is the one held, and is the new entry's stamp when it is newer.
+    pub fn write(&mut self, key: Key, version: Version, value: Option<Value>, stamp: Option<Version>) -> Version {
         self.max_version = self.max_version.max(version);
+        let stamp = stamp.unwrap_or(version).max(version);
         match self.entries.get(key.as_bytes()) {
-            Some(stored) if stored.version >= version => stored.version,
+            Some(stored) if stored.version > version => stored.version,
+            Some(stored) if stored.version == version => {
+                if stamp > stored.stamp() {
+                    let raised = Stored::new(stored.key(), version, stored.value(), stamp);
+                    self.entries.replace(raised);
+                }
+                version
+            }
             Some(_) | None => {
-                self.entries.replace(Stored::new(&key, version, value.as_ref()));
+                self.entries.replace(Stored::new(key.as_bytes(), version, value.as_ref().map(Value::as_bytes), stamp));
                 version
             }
         }
@@ -121,11 +162,19 @@ impl StoreMap {
         self.entries.iter().map(Stored::key_value).collect()
     }
 
-    /// Every key, packed one after another as `[length: u16][key]`: what an inventory pages
-    /// through, a few bytes a key rather than a copy of the data.
-    fn packed_keys(&self) -> Vec<u8> {
-        let mut keys = Vec::with_capacity(self.entries.iter().map(|e| 2 + e.key_len()).sum());
-        for stored in self.entries.iter() {
+    /// Every entry written with a stamp above `since` (all with `None`), copied out: what one
+    /// inventory lists, in one piece.
+    pub fn written_since(&self, since: Option<Version>) -> Vec<(Key, Entry)> {
+        self.entries.iter().filter(|e| since.is_none_or(|s| e.stamp() > s)).map(Stored::key_value).collect()
+    }
+
+    /// Every key (with `since`, every key written with a stamp above it), packed one after
+    /// another as `[length: u16][key]`: what an inventory pages through, a few bytes a key
+    /// rather than a copy of the data.
+    fn packed_keys(&self, since: Option<Version>) -> Vec<u8> {
+        let listed = |e: &&Stored| since.is_none_or(|since| e.stamp() > since);
+        let mut keys = Vec::with_capacity(self.entries.iter().filter(listed).map(|e| 2 + e.key_len()).sum());
+        for stored in self.entries.iter().filter(listed) {
             keys.extend_from_slice(&stored.data[..2]);
             keys.extend_from_slice(stored.key());
         }
@@ -194,12 +243,12 @@ impl Store {
         Store { map: StoreMap::default(), promise: Promise::default(), dir: None, inventory: None, inventories: 0 }
     }
 
-    fn inventory_page(&mut self, cursor: u64) -> Result<SlaveReply, WireError> {
+    fn inventory_page(&mut self, cursor: u64, since: Option<Version>) -> Result<SlaveReply, WireError> {
         let offset_mask = (1u64 << CURSOR_OFFSET_BITS) - 1;
         if cursor == 0 {
             self.inventories += 1;
             let session = self.inventories & ((1 << (64 - CURSOR_OFFSET_BITS)) - 1);
-            self.inventory = Some(InventoryKeys { session: session.max(1), keys: self.map.packed_keys() });
+            self.inventory = Some(InventoryKeys { session: session.max(1), keys: self.map.packed_keys(since) });
         }
         let session = match cursor {
             0 => self.inventory.as_ref().map_or(0, |inv| inv.session),
@@ -240,16 +289,16 @@ impl Store {
     fn carry_out(&mut self, epoch: Epoch, op: SlaveOp, before: &Promise) -> Result<SlaveReply, WireError> {
         match op {
             SlaveOp::Read { key } => Ok(SlaveReply::Read { entry: self.map.read(&key) }),
-            SlaveOp::Write { key, version, value } => {
+            SlaveOp::Write { key, version, value, stamp } => {
                 if version.epoch > epoch {
                     return Err(WireError::bad_request(format!(
                         "version {version} is from a later epoch than the request's {epoch}"
                     )));
                 }
-                Ok(SlaveReply::Written { current: self.map.write(key, version, value) })
+                Ok(SlaveReply::Written { current: self.map.write(key, version, value, stamp) })
             }
             SlaveOp::Ping => Ok(SlaveReply::Pong { keys: self.map.len() as u64 }),
-            SlaveOp::Inventory { cursor } => self.inventory_page(cursor),
+            SlaveOp::Inventory { cursor, since } => self.inventory_page(cursor, since),
             SlaveOp::Promise => Ok(self.promise.granted(before)),
         }
     }
@@ -414,20 +463,20 @@ mod tests {
     #[test]
     fn only_newer_versions_are_applied() {
         let mut map = StoreMap::default();
-        assert_eq!(map.write(key("k"), Version::new(1, 5), val("five")), Version::new(1, 5));
-        assert_eq!(map.write(key("k"), Version::new(1, 3), val("three")), Version::new(1, 5));
+        assert_eq!(map.write(key("k"), Version::new(1, 5), val("five"), None), Version::new(1, 5));
+        assert_eq!(map.write(key("k"), Version::new(1, 3), val("three"), None), Version::new(1, 5));
         assert_eq!(map.read(&key("k")).unwrap().value, val("five"));
-        assert_eq!(map.write(key("k"), Version::new(2, 1), val("new")), Version::new(2, 1));
+        assert_eq!(map.write(key("k"), Version::new(2, 1), val("new"), None), Version::new(2, 1));
         assert_eq!(map.read(&key("k")).unwrap().value, val("new"));
     }
 
     #[test]
     fn an_empty_value_is_not_a_tombstone_and_long_keys_fit() {
         let mut map = StoreMap::default();
-        map.write(key("k"), Version::new(1, 1), Some(Value::new(Bytes::new()).unwrap()));
+        map.write(key("k"), Version::new(1, 1), Some(Value::new(Bytes::new()).unwrap()), None);
         assert_eq!(map.read(&key("k")).unwrap().value, Some(Value::new(Bytes::new()).unwrap()));
         let long = Key::new(vec![b'x'; net::limits::MAX_KEY_LEN]).unwrap();
-        map.write(long.clone(), Version::new(1, 2), val("v"));
+        map.write(long.clone(), Version::new(1, 2), val("v"), None);
         assert_eq!(map.read(&long).unwrap().value, val("v"));
         assert_eq!(map.all().len(), 2);
     }
@@ -435,12 +484,49 @@ mod tests {
     #[test]
     fn a_tombstone_keeps_older_writes_out() {
         let mut map = StoreMap::default();
-        map.write(key("k"), Version::new(1, 1), val("a"));
-        map.write(key("k"), Version::new(1, 2), None);
-        map.write(key("k"), Version::new(1, 1), val("a"));
+        map.write(key("k"), Version::new(1, 1), val("a"), None);
+        map.write(key("k"), Version::new(1, 2), None, None);
+        map.write(key("k"), Version::new(1, 1), val("a"), None);
         let entry = map.read(&key("k")).unwrap();
         assert_eq!(entry, Entry { version: Version::new(1, 2), value: None });
         assert_eq!(map.len(), 1);
+    }
+
+    /// What an inventory `since` a stamp lists.
+    fn listed_since(map: &StoreMap, since: Version) -> Vec<String> {
+        let packed = map.packed_keys(Some(since));
+        let (mut keys, mut at) = (Vec::new(), 0);
+        while at < packed.len() {
+            let len = usize::from(u16::from_le_bytes([packed[at], packed[at + 1]]));
+            keys.push(String::from_utf8(packed[at + 2..at + 2 + len].to_vec()).unwrap());
+            at += 2 + len;
+        }
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn an_inventory_since_a_stamp_lists_what_was_written_after_it_copies_included() {
+        let mut map = StoreMap::default();
+        map.write(key("old"), Version::new(1, 1), val("a"), None);
+        map.write(key("copied"), Version::new(1, 2), val("b"), None);
+        map.write(key("minted"), Version::new(2, 7), val("c"), None);
+        assert_eq!(listed_since(&map, Version::new(2, 5)), ["minted"]);
+        // The same version again, with a later stamp (a copy the master logged): listed now,
+        // and the value and version are unchanged.
+        assert_eq!(
+            map.write(key("copied"), Version::new(1, 2), val("b"), Some(Version::new(2, 9))),
+            Version::new(1, 2)
+        );
+        assert_eq!(listed_since(&map, Version::new(2, 5)), ["copied", "minted"]);
+        assert_eq!(map.read(&key("copied")), Some(Entry { version: Version::new(1, 2), value: val("b") }));
+        // A lower stamp never lowers it; a newer version takes its own.
+        map.write(key("copied"), Version::new(1, 2), val("b"), Some(Version::new(1, 9)));
+        assert_eq!(listed_since(&map, Version::new(2, 8)), ["copied"]);
+        map.write(key("copied"), Version::new(1, 3), None, None);
+        assert_eq!(listed_since(&map, Version::new(2, 5)), ["minted"]);
+        assert_eq!(map.read(&key("copied")), Some(Entry { version: Version::new(1, 3), value: None }));
+        assert_eq!(listed_since(&map, Version::ZERO).len(), 3);
     }
 
     fn master() -> NodeId {
@@ -458,10 +544,10 @@ mod tests {
     #[test]
     fn older_epochs_are_refused_and_newer_ones_adopted() {
         let mut store = Store::new();
-        assert!(run(&mut store, Epoch(2), SlaveOp::Inventory { cursor: 0 }).is_ok());
+        assert!(run(&mut store, Epoch(2), SlaveOp::Inventory { cursor: 0, since: None }).is_ok());
         let err = run(&mut store, Epoch(1), SlaveOp::Read { key: key("k") }).unwrap_err();
         assert_eq!(err, WireError::StaleEpoch { sent: Epoch(1), current: Epoch(2) });
-        let write = SlaveOp::Write { key: key("k"), version: Version::new(1, 1), value: val("x") };
+        let write = SlaveOp::Write { key: key("k"), version: Version::new(1, 1), value: val("x"), stamp: None };
         assert_eq!(run(&mut store, Epoch(1), write.clone()).unwrap_err(), err);
         assert!(run(&mut store, Epoch(2), write).is_ok(), "copied versions keep their older epoch");
         assert_eq!(store.promise.served, Epoch(2), "a write in epoch 2 is recorded as served");
@@ -485,11 +571,12 @@ mod tests {
         let mut store = Store::new();
         let big = Value::new(vec![b'x'; 100 * 1024]).unwrap();
         for i in 0..10 {
-            store.map.write(key(&format!("k{i}")), Version::new(1, i), Some(big.clone()));
+            store.map.write(key(&format!("k{i}")), Version::new(1, i), Some(big.clone()), None);
         }
         let (mut seen, mut cursor, mut pages) = (0, 0, 0);
         loop {
-            let Ok(SlaveReply::Inventory { entries, next }) = run(&mut store, Epoch(1), SlaveOp::Inventory { cursor })
+            let Ok(SlaveReply::Inventory { entries, next }) =
+                run(&mut store, Epoch(1), SlaveOp::Inventory { cursor, since: None })
             else {
                 panic!()
             };
@@ -509,9 +596,9 @@ mod tests {
         let mut store = Store::new();
         let big = Value::new(vec![b'x'; 200 * 1024]).unwrap();
         for i in 0..4 {
-            store.map.write(key(&format!("k{i}")), Version::new(1, i), Some(big.clone()));
+            store.map.write(key(&format!("k{i}")), Version::new(1, i), Some(big.clone()), None);
         }
-        let page = |store: &mut Store, cursor| match run(store, Epoch(1), SlaveOp::Inventory { cursor }) {
+        let page = |store: &mut Store, cursor| match run(store, Epoch(1), SlaveOp::Inventory { cursor, since: None }) {
             Ok(SlaveReply::Inventory { entries, next }) => Ok((entries.len(), next)),
             Ok(other) => panic!("{other:?}"),
             Err(err) => Err(err),
@@ -528,7 +615,7 @@ mod tests {
         assert!(run(&mut store, Epoch(2), SlaveOp::Ping).is_ok());
         assert!(run(&mut store, Epoch(2), SlaveOp::Promise).is_ok());
         assert!(matches!(
-            run(&mut store, Epoch(2), SlaveOp::Inventory { cursor: third.unwrap() }),
+            run(&mut store, Epoch(2), SlaveOp::Inventory { cursor: third.unwrap(), since: None }),
             Err(WireError::BadRequest { .. })
         ));
     }
@@ -536,7 +623,7 @@ mod tests {
     #[test]
     fn a_version_from_a_later_epoch_than_its_request_is_refused() {
         let mut store = Store::new();
-        let write = SlaveOp::Write { key: key("k"), version: Version::new(5, 1), value: val("x") };
+        let write = SlaveOp::Write { key: key("k"), version: Version::new(5, 1), value: val("x"), stamp: None };
         assert!(matches!(run(&mut store, Epoch(1), write), Err(WireError::BadRequest { .. })));
     }
 }

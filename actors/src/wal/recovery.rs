@@ -29,6 +29,9 @@ pub struct Recovered {
     pub members: Membership,
     /// The highest version of any entry.
     pub max_version: Version,
+    /// The highest stamp of any write record (and of the snapshot): a slave holds nothing this
+    /// log lacks that it was written with a stamp at or below it (see `Coordinator::stamp`).
+    pub stamp: Version,
     /// The LSN the next record gets.
     pub next_lsn: Lsn,
     /// The segment to keep appending to: its first LSN and its valid length.
@@ -50,6 +53,9 @@ impl Recovered {
 
     /// Applies a record that is not a write.
     pub fn apply_record(&mut self, record: LogRecord) {
+        if let Some(stamp) = record.stamp() {
+            self.stamp = self.stamp.max(stamp);
+        }
         match record {
             LogRecord::Write { version, key, value, .. } => self.apply(key, Entry { version, value }),
             LogRecord::Epoch { epoch, master, .. } => {
@@ -74,6 +80,7 @@ pub fn recover(dir: &DataDir) -> Result<Recovered, Error> {
         state.epoch = snap.epoch;
         state.newest_grant = Some((snap.epoch, snap.master));
         state.members = Membership::from_records(snap.members);
+        state.stamp = snap.stamp;
         state.next_lsn = Lsn(snap.lsn.0 + 1);
         for (key, entry) in snap.entries {
             state.apply(key, entry);

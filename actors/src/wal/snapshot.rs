@@ -27,6 +27,9 @@ enum SnapshotRecord {
         /// The recorded slave membership.
         #[serde(default)]
         members: Vec<MemberRecord>,
+        /// The highest stamp the snapshot covers (see `Recovered::stamp`).
+        #[serde(default)]
+        stamp: Version,
     },
     Entry {
         key: Key,
@@ -48,33 +51,57 @@ pub struct Snapshot {
     pub master: Option<NodeId>,
     /// The recorded slave membership at `lsn`.
     pub members: Vec<MemberRecord>,
+    /// The highest stamp it covers.
+    pub stamp: Version,
     pub entries: Vec<(Key, Entry)>,
 }
 
 /// Writes `snapshot` durably into `dir` and returns its path.
 pub fn write(dir: &DataDir, snapshot: &Snapshot) -> Result<std::path::PathBuf, Error> {
+    let keys = snapshot.entries.len() as u64;
+    write_entries(dir, snapshot, keys, snapshot.entries.iter().cloned())
+}
+
+/// Writes a snapshot with `snapshot`'s header and the `keys` entries `entries` yields (its own
+/// `entries` are not written), one at a time: a snapshot of millions of keys is never held
+/// whole in memory. Fails if `entries` does not yield `keys` entries.
+pub fn write_entries(
+    dir: &DataDir,
+    snapshot: &Snapshot,
+    keys: u64,
+    entries: impl Iterator<Item = (Key, Entry)>,
+) -> Result<std::path::PathBuf, Error> {
     let path = dir.snapshot_path(snapshot.lsn);
     let tmp = path.with_extension("tmp");
     let io = |e| Error::io(format!("cannot write {}", tmp.display()), e);
     let file = std::fs::File::create(&tmp).map_err(io)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut buf = Vec::with_capacity(64 * 1024);
-    let keys = snapshot.entries.len() as u64;
     let header = SnapshotRecord::Header {
         lsn: snapshot.lsn,
         epoch: snapshot.epoch,
         keys,
         master: snapshot.master.clone(),
         members: snapshot.members.clone(),
+        stamp: snapshot.stamp,
     };
     format::encode(&header, &mut buf)?;
-    for (key, entry) in &snapshot.entries {
-        let record = SnapshotRecord::Entry { key: key.clone(), version: entry.version, value: entry.value.clone() };
+    let mut written = 0u64;
+    for (key, entry) in entries {
+        written += 1;
+        let record = SnapshotRecord::Entry { key, version: entry.version, value: entry.value };
         format::encode(&record, &mut buf)?;
         if buf.len() >= 60 * 1024 {
             out.write_all(&buf).map_err(io)?;
             buf.clear();
         }
+    }
+    if written != keys {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(
+            format!("cannot write {}", tmp.display()),
+            std::io::Error::other(format!("{written} entries, not the {keys} announced")),
+        ));
     }
     format::encode(&SnapshotRecord::End { keys }, &mut buf)?;
     out.write_all(&buf).map_err(io)?;
@@ -100,8 +127,9 @@ pub fn read(path: &Path) -> Result<Snapshot, Error> {
             return Err(corrupt(offset, "records after the end marker"));
         }
         match record {
-            SnapshotRecord::Header { lsn, epoch, keys, master, members } if header.is_none() => {
+            SnapshotRecord::Header { lsn, epoch, keys, master, members, stamp } if header.is_none() => {
                 snapshot.lsn = lsn;
+                snapshot.stamp = stamp;
                 snapshot.epoch = epoch;
                 snapshot.master = master;
                 snapshot.members = members;

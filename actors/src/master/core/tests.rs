@@ -118,7 +118,7 @@ fn incomplete_discovery_fails_the_waiting_commands() {
 }
 
 #[test]
-fn discovery_prefers_holders_and_copies_their_version_without_minting() {
+fn discovery_prefers_holders_and_copies_their_version_with_a_stamp_of_its_own() {
     let mut core = Core::new(Epoch(1), 3, 5);
     for name in ["a", "b", "c", "d", "e"] {
         join(&mut core, name);
@@ -131,12 +131,20 @@ fn discovery_prefers_holders_and_copies_their_version_without_minting() {
         Found { node: node("b"), incarnation: Incarnation(1), entry: Some(older) },
         Found { node: node("a"), incarnation: Incarnation(1), entry: None },
     ];
+    let before = core.stamp();
     let effects = core.discovered(key("k"), found, true);
-    let [Effect::Log { entry: logged, .. }, Effect::Seed { plan }] = effects.as_slice() else { panic!("{effects:?}") };
+    let [Effect::Log { entry: logged, stamp, .. }, Effect::Seed { plan }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
     assert_eq!(logged, &newest, "an entry newer than the master's log is logged");
+    assert!(*stamp > before && *stamp > newest.version, "with a stamp above every one before it");
     assert_eq!(plan.entry, newest, "the copy keeps the version it had");
-    assert_eq!(plan.needed, 1, "d holds it; one more makes a majority of 3");
-    assert_eq!(plan.targets.len(), 2);
+    assert_eq!(plan.stamp, Some(*stamp), "and carries the record's stamp");
+    // d holds the version but not the stamp: a standby whose log lacks the record would not
+    // find the key on it, so d counts only once the stamp is written there too.
+    assert_eq!(plan.needed, 2, "a majority of 3, holders included");
+    assert_eq!(plan.targets.len(), 3);
+    assert!(plan.targets.iter().any(|t| t.node == node("d")), "the holder of the version is stamped");
     assert!(plan.targets.iter().any(|t| t.node == node("b")), "other holders come next");
     assert!(core.submit(key("k"), Op::Get, 2).is_empty(), "commands wait for the seeding");
 
@@ -368,9 +376,13 @@ fn a_read_raises_the_masters_copy_to_its_winner() {
     let plan = read_plan(core.submit(key("k"), Op::Get, 2));
     assert_eq!(plan.known, Some(written.version));
     let newer = Entry { version: Version::new(1, 50), value: Some(value("surfaced")) };
-    let effects = core.read_won(&key("k"), newer.clone());
-    assert!(matches!(effects.as_slice(), [Effect::Log { entry, .. }] if entry == &newer), "{effects:?}");
-    assert!(core.read_won(&key("k"), written).is_empty(), "never lowered");
+    let (effects, stamp) = core.read_won(&key("k"), newer.clone());
+    assert!(
+        matches!(effects.as_slice(), [Effect::Log { entry, stamp: logged, .. }] if entry == &newer && *logged == stamp),
+        "{effects:?}"
+    );
+    assert!(stamp > plan.stamp, "the read writes the record's stamp, above the one it was planned with");
+    assert!(core.read_won(&key("k"), written).0.is_empty(), "never lowered");
     // A refill now copies the raised entry.
     core.slave_joined(node("a"), Incarnation(2), Version::ZERO);
     let effects = core.maintenance(8);
@@ -427,7 +439,7 @@ fn a_read_of_a_value_newer_than_the_log_waits_for_its_record() {
     let mut core = cluster();
     mapped(&mut core, "k");
     let found = Entry { version: Version::new(1, 40), value: Some(value("surfaced")) };
-    let effects = core.read_won(&key("k"), found.clone());
+    let (effects, _) = core.read_won(&key("k"), found.clone());
     assert!(matches!(effects.as_slice(), [Effect::Log { .. }]), "{effects:?}");
     let reply = ClientReply::Value { value: found.value.clone(), version: Some(found.version) };
     assert!(core.settle_read(&key("k"), found.version, 5, reply).is_empty());

@@ -16,6 +16,7 @@ fn write(lsn: u64, seq: u64, key: &str, value: Option<&str>) -> LogRecord {
         version: Version::new(1, seq),
         key: Key::new(key.to_string()).unwrap(),
         value: value.map(|v| Value::new(v.to_string()).unwrap()),
+        stamp: None,
     }
 }
 
@@ -73,6 +74,26 @@ fn snapshot_plus_replay_equals_the_state_before() {
     let after = recover(&dir).unwrap();
     assert_eq!(after.entries, before.entries);
     assert_eq!(after.next_lsn, before.next_lsn);
+}
+
+#[test]
+fn the_highest_stamp_survives_snapshot_and_replay_and_a_short_stream_writes_no_snapshot() {
+    let path = temp_dir("stamp");
+    let dir = DataDir::open(&path).unwrap();
+    let header = snapshot::Snapshot { lsn: Lsn(2), epoch: Epoch(2), stamp: Version::new(2, 9), ..Default::default() };
+    let one = (Key::new("a".to_string()).unwrap(), Entry { version: Version::new(1, 1), value: None });
+    // Fewer entries than the header announced: an error, and no file with the final name.
+    assert!(snapshot::write_entries(&dir, &header, 2, std::iter::once(one.clone())).is_err());
+    assert!(dir.snapshots().unwrap().is_empty());
+    snapshot::write_entries(&dir, &header, 1, std::iter::once(one)).unwrap();
+    assert_eq!(recover(&dir).unwrap().stamp, Version::new(2, 9), "the snapshot's stamp");
+    // A copy record after it carries a higher stamp of its own; a minted write's is its version.
+    let mut copy = write(3, 4, "b", Some("copied"));
+    if let LogRecord::Write { stamp, .. } = &mut copy {
+        *stamp = Some(Version::new(2, 12));
+    }
+    std::fs::write(dir.segment_path(Lsn(3)), segment(&[copy, write(4, 5, "c", Some("minted"))])).unwrap();
+    assert_eq!(recover(&dir).unwrap().stamp, Version::new(2, 12));
 }
 
 #[test]
