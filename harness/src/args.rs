@@ -197,6 +197,12 @@ pub struct NemesisArgs {
     /// Number of keys: key0 .. key{N-1}. Few keys make operations collide.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub keys: u64,
+    /// Before the faults, fill the cluster with this many more keys (key{keys} onwards, 100-byte
+    /// values, as `harness load` does), so takeovers, restarts and refills move a large data
+    /// set; after healing, a sample of them (up to 10,000, evenly spread) must read back as
+    /// written, or each one that does not is a lost write.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    pub preload: u64,
     /// Concurrent clients, each with its own connection and one operation at a time.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub clients: u32,

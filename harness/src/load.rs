@@ -47,7 +47,7 @@ impl Loaded {
 }
 
 /// The value written to `key{index}`: its index, padded to `size` bytes.
-fn value_for(index: u64, size: usize) -> Bytes {
+pub fn value_for(index: u64, size: usize) -> Bytes {
     let mut value = BytesMut::with_capacity(size.max(20));
     value.put_slice(format!("v{index}-").as_bytes());
     while value.len() < size {

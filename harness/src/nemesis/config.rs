@@ -25,6 +25,8 @@ pub struct NemesisConfig {
     pub slaves: u32,
     pub replicas: u32,
     pub keys: u64,
+    /// Keys loaded before the faults (see `--preload`).
+    pub preload: u64,
     pub clients: u32,
     pub write_pct: u32,
     pub del_pct: u32,
@@ -74,6 +76,7 @@ impl NemesisConfig {
             slaves: args.slaves,
             replicas: args.replicas,
             keys: args.keys,
+            preload: args.preload,
             clients: args.clients,
             write_pct: args.write_pct,
             del_pct: args.del_pct,

@@ -62,6 +62,7 @@ pub mod load;
 pub mod monitor;
 pub mod netns;
 pub mod partition;
+pub mod preload;
 pub mod proxy;
 pub mod report;
 pub mod run;

@@ -221,6 +221,14 @@ impl NemesisSummary {
             let _ =
                 writeln!(s, "linearizable: {lin} ({} operations on {} keys checked)", checks.operations, checks.keys);
             let _ = writeln!(s, "lost writes: {}", checks.lost_writes.len());
+            if self.config.preload > 0 {
+                let sampled = crate::nemesis::preload::sample(self.config.keys, self.config.preload).len();
+                let _ = writeln!(
+                    s,
+                    "preloaded {} keys before the faults; {sampled} of them read back after healing (lost ones count above)",
+                    self.config.preload
+                );
+            }
             if let Linearizability::NotLinearizable(why) = &checks.linearizability {
                 let _ = write!(s, "{why}");
             }

@@ -15,6 +15,7 @@ use crate::nemesis::inject::{inject, FaultRecord, Stage};
 use crate::nemesis::ledger::Ledger;
 use crate::nemesis::load::{FinalReads, Load};
 use crate::nemesis::monitor::{EpochSeen, Monitor};
+use crate::nemesis::preload;
 use crate::nemesis::report::{NemesisSummary, OpCounts};
 use crate::nemesis::topology::{describe, Topology};
 use crate::nemesis::verdict::{judge, Recovery, EXIT_PASS};
@@ -43,6 +44,8 @@ struct Exercised {
     node_problems: Vec<String>,
     serving_again: Result<Duration, String>,
     finals: FinalReads,
+    /// What reading back a sample of the preloaded keys found.
+    preloaded: preload::Checked,
     errors: BTreeMap<&'static str, u64>,
     takeovers: usize,
     epochs: Vec<EpochSeen>,
@@ -69,7 +72,14 @@ pub async fn run(config: NemesisConfig, interrupt: &Interrupt) -> Result<Outcome
         ) => started?,
         _ = interrupt.wait() => return Err(HarnessError::Interrupted),
     };
-    let exercised = exercise(&mut topology, &config, interrupt).await;
+    let filled = tokio::select! {
+        filled = preload::fill(&topology, &config) => filled,
+        _ = interrupt.wait() => Err(HarnessError::Interrupted),
+    };
+    let exercised = match filled {
+        Ok(()) => exercise(&mut topology, &config, interrupt).await,
+        Err(err) => Err(err),
+    };
     topology.stop_nodes().await;
     topology.remove_network();
     let exercised = exercised?;
@@ -77,11 +87,21 @@ pub async fn run(config: NemesisConfig, interrupt: &Interrupt) -> Result<Outcome
     let checks = if exercised.interrupted {
         None
     } else {
+        let unread_preload = (exercised.preloaded.unread > 0)
+            .then(|| format!("no read answered for {} of the preloaded keys", exercised.preloaded.unread));
         let recovery = Recovery {
-            not_serving: exercised.serving_again.as_ref().err().cloned().or_else(|| unread(&exercised.finals)),
+            not_serving: exercised
+                .serving_again
+                .as_ref()
+                .err()
+                .cloned()
+                .or_else(|| unread(&exercised.finals))
+                .or(unread_preload),
             node_problems: exercised.node_problems.clone(),
         };
-        Some(judge(&history, &exercised.finals.values, recovery, config.max_states)?)
+        let mut judged = judge(&history, &exercised.finals.values, recovery, config.max_states)?;
+        judged.lost_writes.extend(exercised.preloaded.lost.iter().cloned());
+        Some(judged)
     };
     let (verdict, exit_code) = NemesisSummary::verdict_of(exercised.interrupted, checks.as_ref());
     if exit_code == EXIT_PASS {
@@ -146,18 +166,21 @@ async fn exercise(
     load.stop(config.request_timeout()).await;
     let Composed { records: faults, skipped } = injected?;
     revived?;
-    let (serving_again, finals, interrupted) = if interrupt.is_set() {
-        (Err("interrupted".to_string()), FinalReads::default(), true)
+    let (serving_again, finals, preloaded, interrupted) = if interrupt.is_set() {
+        (Err("interrupted".to_string()), FinalReads::default(), preload::Checked::default(), true)
     } else {
         let deadline = Instant::now() + config.settle_timeout();
         let client = stage.topology.start_client(config.request_timeout()).await?;
         let settled = async {
             let serving = wait_whole(stage.topology, deadline).await;
-            (serving, load.final_reads(&client, deadline).await)
+            let finals = load.final_reads(&client, deadline).await;
+            (serving, finals, preload::check(&client, config, deadline).await)
         };
         tokio::select! {
-            (serving, finals) = settled => (serving, finals, false),
-            _ = interrupt.wait() => (Err("interrupted".to_string()), FinalReads::default(), true),
+            (serving, finals, preloaded) = settled => (serving, finals, preloaded, false),
+            _ = interrupt.wait() => {
+                (Err("interrupted".to_string()), FinalReads::default(), preload::Checked::default(), true)
+            }
         }
     };
     load.finish()?;
@@ -170,6 +193,7 @@ async fn exercise(
         node_problems: problems,
         serving_again,
         finals,
+        preloaded,
         errors: load.errors(),
         takeovers: observed.takeovers(),
         epochs: observed.epochs.clone(),
