@@ -10,6 +10,7 @@
 //! carried out.
 
 use std::borrow::Borrow;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use actix::prelude::{
 use bytes::Bytes;
 use net::{Entry, Epoch, Key, NodeId, RequestId, SlaveOp, SlaveReply, Value, Version, WireError};
 
-use crate::sharded::Sharded;
+use crate::sharded::{Sharded, SHARDS};
 
 use crate::role::promise::{Check, Kind, Promise};
 
@@ -33,7 +34,16 @@ use crate::role::promise::{Check, Kind, Promise};
 pub struct StoreMap {
     entries: Sharded<Stored>,
     max_version: Version,
+    /// The keys of the latest writes, as they arrived, each with the stamp it was written with:
+    /// a takeover asks for what was written after its log's last stamp, which after a crash is
+    /// among them, so the answer does not scan the whole map.
+    recent: VecDeque<(Version, Box<[u8]>)>,
+    /// The highest stamp of a write no longer in `recent`.
+    forgotten: Version,
 }
+
+/// Writes [`StoreMap`] remembers the keys of (about 4 MB of keys and stamps).
+const RECENT_WRITES: usize = 1 << 16;
 
 /// A stored entry: `[key length: u16][flags: u8][stamp: 16 bytes, if flagged][key][value]`,
 /// and its version. Most entries were written with the stamp of their own version (a write the
@@ -147,14 +157,43 @@ impl StoreMap {
                 if stamp > stored.stamp() {
                     let raised = Stored::new(stored.key(), version, stored.value(), stamp);
                     self.entries.replace(raised);
+                    self.remember(stamp, key.as_bytes());
                 }
                 version
             }
             Some(_) | None => {
                 self.entries.replace(Stored::new(key.as_bytes(), version, value.as_ref().map(Value::as_bytes), stamp));
+                self.remember(stamp, key.as_bytes());
                 version
             }
         }
+    }
+
+    fn remember(&mut self, stamp: Version, key: &[u8]) {
+        if self.recent.len() >= RECENT_WRITES {
+            if let Some((old, _)) = self.recent.pop_front() {
+                self.forgotten = self.forgotten.max(old);
+            }
+        }
+        self.recent.push_back((stamp, key.into()));
+    }
+
+    /// The keys written with a stamp above `since`, packed (see [`StoreMap::packed_keys`]),
+    /// from the latest writes alone; `None` when an older write forgotten since had a stamp
+    /// above it, so only a scan of the whole map can tell.
+    fn recent_keys(&self, since: Version) -> Option<Vec<u8>> {
+        if self.forgotten > since {
+            return None;
+        }
+        let mut listed: HashSet<&[u8]> = HashSet::new();
+        let mut keys = Vec::new();
+        for (stamp, key) in &self.recent {
+            if *stamp > since && listed.insert(key) {
+                keys.extend_from_slice(&(key.len() as u16).to_le_bytes());
+                keys.extend_from_slice(key);
+            }
+        }
+        Some(keys)
     }
 
     /// Every entry, copied out.
@@ -168,15 +207,22 @@ impl StoreMap {
         self.entries.iter().filter(|e| since.is_none_or(|s| e.stamp() > s)).map(Stored::key_value).collect()
     }
 
-    /// Every key (with `since`, every key written with a stamp above it), packed one after
-    /// another as `[length: u16][key]`: what an inventory pages through, a few bytes a key
-    /// rather than a copy of the data.
-    fn packed_keys(&self, since: Option<Version>) -> Vec<u8> {
-        let listed = |e: &&Stored| since.is_none_or(|since| e.stamp() > since);
-        let mut keys = Vec::with_capacity(self.entries.iter().filter(listed).map(|e| 2 + e.key_len()).sum());
-        for stored in self.entries.iter().filter(listed) {
+    /// Appends the keys of shard `shard` of the map (with `since`, those written with a stamp
+    /// above it) to `keys`, packed one after another as `[length: u16][key]`: what an
+    /// inventory pages through, a few bytes a key rather than a copy of the data.
+    fn pack_shard(&self, shard: usize, since: Option<Version>, keys: &mut Vec<u8>) {
+        for stored in self.entries.shard(shard).filter(|e| since.is_none_or(|since| e.stamp() > since)) {
             keys.extend_from_slice(&stored.data[..2]);
             keys.extend_from_slice(stored.key());
+        }
+    }
+
+    /// Every key (with `since`, every key written with a stamp above it), packed.
+    #[cfg(test)]
+    fn packed_keys(&self, since: Option<Version>) -> Vec<u8> {
+        let mut keys = Vec::new();
+        for shard in 0..SHARDS {
+            self.pack_shard(shard, since, &mut keys);
         }
         keys
     }
@@ -209,9 +255,14 @@ const CURSOR_OFFSET_BITS: u32 = 40;
 /// The keys an inventory is being paged through. Only the holder of the slave's promise may
 /// read one, and it writes nothing meanwhile (a takeover reads before it serves), so the keys
 /// present when it began are all there are; each page reads their entries as they are then.
+/// The list comes from the latest writes when they cover `since`; otherwise it is built one
+/// shard of the map a page, so no page scans more than a sixty-fourth of it.
 struct InventoryKeys {
     session: u64,
     keys: Vec<u8>,
+    since: Option<Version>,
+    /// The next shard to list ([`SHARDS`]: all are listed).
+    shard: usize,
 }
 
 /// Where a slave keeps its promise, in its data directory.
@@ -248,21 +299,24 @@ impl Store {
         if cursor == 0 {
             self.inventories += 1;
             let session = self.inventories & ((1 << (64 - CURSOR_OFFSET_BITS)) - 1);
-            self.inventory = Some(InventoryKeys { session: session.max(1), keys: self.map.packed_keys(since) });
+            let recent = since.and_then(|since| self.map.recent_keys(since));
+            let shard = if recent.is_some() { SHARDS } else { 0 };
+            let keys = recent.unwrap_or_default();
+            self.inventory = Some(InventoryKeys { session: session.max(1), keys, since, shard });
         }
         let session = match cursor {
             0 => self.inventory.as_ref().map_or(0, |inv| inv.session),
             cursor => cursor >> CURSOR_OFFSET_BITS,
         };
-        let keys = match &self.inventory {
-            Some(inv) if inv.session == session => &inv.keys,
-            Some(_) | None => {
-                return Err(WireError::bad_request(
-                    "that inventory is no longer in progress; start again from cursor 0",
-                ))
-            }
-        };
         let mut at = usize::try_from(cursor & offset_mask).unwrap_or(usize::MAX);
+        let Some(inventory) = self.inventory.as_mut().filter(|inv| inv.session == session) else {
+            return Err(WireError::bad_request("that inventory is no longer in progress; start again from cursor 0"));
+        };
+        if at >= inventory.keys.len() && inventory.shard < SHARDS {
+            self.map.pack_shard(inventory.shard, inventory.since, &mut inventory.keys);
+            inventory.shard += 1;
+        }
+        let (keys, more) = (&inventory.keys, inventory.shard < SHARDS);
         let (mut entries, mut bytes) = (Vec::new(), 0);
         while at < keys.len() && (entries.is_empty() || bytes < INVENTORY_PAGE_BYTES) {
             let Some(key) = keys
@@ -278,7 +332,10 @@ impl Store {
                 entries.push((key, entry));
             }
         }
-        let next = (at < keys.len()).then_some((session << CURSOR_OFFSET_BITS) | at as u64);
+        if at > keys.len() {
+            return Err(WireError::bad_request("an inventory cursor that points at no key"));
+        }
+        let next = (at < keys.len() || more).then_some((session << CURSOR_OFFSET_BITS) | at as u64);
         if next.is_none() {
             self.inventory = None;
         }
@@ -527,6 +584,49 @@ mod tests {
         assert_eq!(listed_since(&map, Version::new(2, 5)), ["minted"]);
         assert_eq!(map.read(&key("copied")), Some(Entry { version: Version::new(1, 3), value: None }));
         assert_eq!(listed_since(&map, Version::ZERO).len(), 3);
+    }
+
+    /// Every key an inventory `since` a stamp pages out, page by page.
+    fn inventory_since(store: &mut Store, since: Version) -> Vec<String> {
+        let (mut keys, mut cursor, mut pages) = (Vec::new(), 0, 0);
+        loop {
+            pages += 1;
+            let op = SlaveOp::Inventory { cursor, since: Some(since) };
+            let Ok(SlaveReply::Inventory { entries, next }) = run(store, Epoch(1), op) else { panic!("a page") };
+            keys.extend(entries.into_iter().map(|(k, _)| String::from_utf8(k.as_bytes().to_vec()).unwrap()));
+            match next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        assert!(pages <= SHARDS + 1, "{pages} pages");
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_takeover_inventory_comes_from_the_latest_writes_or_a_scan_one_shard_a_page() {
+        let mut store = Store::new();
+        let total = RECENT_WRITES as u64 + 100;
+        for i in 1..=total {
+            store.map.write(key(&format!("k{i}")), Version::new(1, i), val("v"), None);
+        }
+        // The last ten writes are among the latest: found without a scan.
+        let since = Version::new(1, total - 10);
+        assert!(store.map.recent_keys(since).is_some());
+        let expected: Vec<String> = {
+            let mut keys: Vec<String> = (total - 9..=total).map(|i| format!("k{i}")).collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(inventory_since(&mut store, since), expected);
+        // Writes older than the latest were forgotten: the map is scanned, with the same answer.
+        let early = Version::new(1, 50);
+        assert!(store.map.recent_keys(early).is_none(), "a forgotten write had a stamp above it");
+        assert_eq!(inventory_since(&mut store, early).len() as u64, total - 50);
+        // A copy restamped later is among the latest again.
+        store.map.write(key("k7"), Version::new(1, 7), val("v"), Some(Version::new(2, 1)));
+        assert_eq!(inventory_since(&mut store, Version::new(1, total)), ["k7"]);
     }
 
     fn master() -> NodeId {
