@@ -231,12 +231,12 @@ struct IoDone(Result<(), String>);
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct SnapshotDone(Result<(), String>);
+struct SnapshotDone(Result<u64, String>);
 
 enum SnapshotState {
     Idle,
     Requested,
-    Rotating { snapshot: Snapshot, table: KeyTable },
+    Rotating { snapshot: Snapshot, table: Box<KeyTable> },
     Writing,
 }
 
@@ -250,6 +250,8 @@ pub struct WalWriter {
     next_lsn: Lsn,
     failed: Option<String>,
     log_bytes: u64,
+    /// The size of the newest snapshot.
+    snapshot_bytes: u64,
     snapshot: SnapshotState,
     coordinator: Option<Recipient<SnapshotDue>>,
     synced_to: Option<Recipient<Synced>>,
@@ -283,6 +285,8 @@ impl WalWriter {
         let (tx, rx) = mpsc::channel();
         let next_lsn = recovered.next_lsn;
         let log_bytes = recovered.log_bytes;
+        let snapshot_bytes =
+            dir.snapshots()?.pop().and_then(|(_, path)| std::fs::metadata(path).ok()).map_or(0, |m| m.len());
         let addr = Supervisor::start(move |ctx: &mut Context<WalWriter>| {
             let me = ctx.address();
             std::thread::Builder::new()
@@ -300,6 +304,7 @@ impl WalWriter {
                 next_lsn,
                 failed: None,
                 log_bytes,
+                snapshot_bytes,
                 snapshot: SnapshotState::Idle,
                 coordinator: None,
                 synced_to: None,
@@ -421,8 +426,12 @@ impl WalWriter {
         }
     }
 
+    /// A snapshot is due once the log since the last one holds `snapshot_after_bytes` and as
+    /// much as that snapshot: with millions of keys a snapshot is large, and writing one every
+    /// few megabytes of log would spend the disk on rewriting data that did not change.
     fn maybe_request_snapshot(&mut self) {
-        if matches!(self.snapshot, SnapshotState::Idle) && self.log_bytes >= self.config.snapshot_after_bytes {
+        let due = self.config.snapshot_after_bytes.max(self.snapshot_bytes);
+        if matches!(self.snapshot, SnapshotState::Idle) && self.log_bytes >= due {
             if let Some(coordinator) = &self.coordinator {
                 self.snapshot = SnapshotState::Requested;
                 coordinator.do_send(SnapshotDue);
@@ -610,7 +619,7 @@ impl Handler<WriteSnapshot> for WalWriter {
         let lsn = Lsn(self.next_lsn.0 - 1);
         let WriteSnapshot { epoch, master, members, entries, stamp } = msg;
         let snapshot = Snapshot { lsn, epoch, master: Some(master), members, stamp, entries: Vec::new() };
-        self.snapshot = SnapshotState::Rotating { snapshot, table: entries };
+        self.snapshot = SnapshotState::Rotating { snapshot, table: Box::new(entries) };
         self.queue.push_back(Work::Rotate { first: self.next_lsn });
         self.pump();
     }
@@ -621,7 +630,10 @@ impl Handler<SnapshotDone> for WalWriter {
 
     fn handle(&mut self, msg: SnapshotDone, _ctx: &mut Context<Self>) {
         match msg.0 {
-            Ok(()) => self.stats.snapshots += 1,
+            Ok(bytes) => {
+                self.stats.snapshots += 1;
+                self.snapshot_bytes = bytes;
+            }
             Err(err) => tracing::error!(%err, "snapshot failed; the log is kept whole and it will be tried again"),
         }
         self.snapshot = SnapshotState::Idle;
@@ -675,11 +687,12 @@ fn io_thread(mut file: File, sync: bool, rx: mpsc::Receiver<IoCommand>, actor: A
 /// before the one that starts after it.
 /// Writes the snapshot of `table` with `snap`'s header, streaming its entries, then drops the
 /// log and snapshots it replaces.
-fn write_snapshot(dir: &DataDir, snap: &Snapshot, table: &KeyTable) -> Result<(), Error> {
+fn write_snapshot(dir: &DataDir, snap: &Snapshot, table: &KeyTable) -> Result<u64, Error> {
     let lsn = snap.lsn;
     let keys = table.count_entries();
     let path = snapshot::write_entries(dir, snap, keys, table.entries())?;
-    tracing::info!(file = %path.display(), lsn = lsn.0, keys, "snapshot written");
+    let bytes = std::fs::metadata(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?.len();
+    tracing::info!(file = %path.display(), lsn = lsn.0, keys, bytes, "snapshot written");
     for (first, old) in dir.segments()? {
         if first <= lsn {
             std::fs::remove_file(&old).map_err(|e| Error::io(format!("cannot remove {}", old.display()), e))?;
@@ -690,7 +703,8 @@ fn write_snapshot(dir: &DataDir, snap: &Snapshot, table: &KeyTable) -> Result<()
             std::fs::remove_file(&old).map_err(|e| Error::io(format!("cannot remove {}", old.display()), e))?;
         }
     }
-    dir.sync()
+    dir.sync()?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
