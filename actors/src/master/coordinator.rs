@@ -26,7 +26,7 @@ use net::{
 };
 
 use super::backup_session::Retired;
-use super::core::{Coordinator, Effect, Found, Op, Target, WritePlan};
+use super::core::{Coordinator, Effect, Found, MapStatus, Op, Target, WritePlan};
 use super::inventory::InventoryReader;
 use super::keytable::KeyTable;
 use super::read_aggregator::{Purpose, ReadAggregator};
@@ -281,6 +281,18 @@ struct Takeover {
     next_reader: u64,
 }
 
+/// How long a count of the key map is reused for `status` at least (see
+/// `CoordinatorActor::map_status`).
+const CENSUS_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last count of the key map, and the live slaves it was made with.
+struct Census {
+    at: std::time::Instant,
+    took: std::time::Duration,
+    live: Vec<(NodeId, Incarnation)>,
+    status: MapStatus,
+}
+
 /// Keys adopted before the coordinator yields to the other actors on its thread.
 const ADOPT_CHUNK: usize = 4096;
 
@@ -319,6 +331,7 @@ pub struct CoordinatorActor {
     role_epoch: Epoch,
     watchers: Vec<WatchSlaves>,
     aggregator_restarts: u64,
+    census: Option<Census>,
 }
 
 impl CoordinatorActor {
@@ -352,6 +365,7 @@ impl CoordinatorActor {
             role_epoch: Epoch(0),
             watchers: Vec::new(),
             aggregator_restarts: 0,
+            census: None,
         }
     }
 
@@ -580,8 +594,27 @@ impl CoordinatorActor {
             .collect()
     }
 
-    fn status(&self, durable: Lsn) -> StatusReport {
-        let map = self.core.map_status();
+    /// The key map's counts for `status`: replica counts take one pass over every key, so a
+    /// pass is reused while the live slaves are the same, for a second or ten times what the
+    /// pass took (a poller at millions of keys would otherwise keep the coordinator busy
+    /// counting); the counts of keys and values (`DBSIZE`) are always current.
+    fn map_status(&mut self) -> MapStatus {
+        let live: Vec<(NodeId, Incarnation)> = self.core.live_slaves().map(|(n, i)| (n.clone(), *i)).collect();
+        if let Some(cached) = &self.census {
+            if cached.live == live && cached.at.elapsed() < CENSUS_REUSE.max(cached.took * 10) {
+                let table = self.core.table();
+                return MapStatus { keys: table.len() as u64, values: table.values(), ..cached.status.clone() };
+            }
+        }
+        let start = std::time::Instant::now();
+        let status = self.core.map_status();
+        self.census =
+            Some(Census { at: std::time::Instant::now(), took: start.elapsed(), live, status: status.clone() });
+        status
+    }
+
+    fn status(&mut self, durable: Lsn) -> StatusReport {
+        let map = self.map_status();
         let membership = self.core.membership();
         let joining: BTreeSet<&NodeId> = self.core.joining().collect();
         StatusReport {

@@ -631,23 +631,13 @@ impl<T> Coordinator<T> {
     }
 
     pub fn map_status(&self) -> MapStatus {
-        let mut status = MapStatus { keys: self.keys.len() as u64, ..MapStatus::default() };
-        let target = self.set_size();
-        for meta in self.keys.metas() {
-            status.values += u64::from(meta.has_value());
-            let mut good = 0;
-            for (node, incarnation) in meta.members() {
-                match status.placed.get_mut(node) {
-                    Some(count) => *count += 1,
-                    None => {
-                        status.placed.insert(node.clone(), 1);
-                    }
-                }
-                good += usize::from(self.live.get(node) == Some(&incarnation));
-            }
-            status.under_replicated += u64::from(good < target);
+        let census = self.keys.census(|node| self.live.get(node).copied(), self.set_size());
+        MapStatus {
+            keys: self.keys.len() as u64,
+            values: self.keys.values(),
+            under_replicated: census.under_replicated,
+            placed: census.placed,
         }
-        status
     }
 
     /// Up to `budget` pieces of background work may run at once; returns the ones to start

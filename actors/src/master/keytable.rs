@@ -9,7 +9,7 @@
 //! in, so the master's map costs about what a slave's does plus the replica sets.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
@@ -118,23 +118,12 @@ impl Borrow<[u8]> for Packed {
     }
 }
 
-/// What `status` counts for one key, without unpacking it.
-pub struct Meta<'a> {
-    table: &'a KeyTable,
-    packed: &'a Packed,
-}
-
-impl Meta<'_> {
-    pub fn has_value(&self) -> bool {
-        self.packed.has_value()
-    }
-
-    pub fn members(&self) -> impl Iterator<Item = (&NodeId, Incarnation)> + '_ {
-        (0..self.packed.members()).map(|i| {
-            let (node, inc) = self.packed.member(i);
-            (&self.table.nodes[usize::from(node)], inc)
-        })
-    }
+/// What [`KeyTable::census`] counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Census {
+    pub values: u64,
+    pub under_replicated: u64,
+    pub placed: BTreeMap<NodeId, u64>,
 }
 
 /// The key map.
@@ -143,6 +132,8 @@ pub struct KeyTable {
     set: Sharded<Packed>,
     nodes: Vec<NodeId>,
     index: HashMap<NodeId, u16>,
+    /// Keys whose entry holds a value (not a tombstone), kept as entries change.
+    values: u64,
 }
 
 impl std::fmt::Debug for KeyTable {
@@ -171,7 +162,7 @@ impl KeyTable {
         }
         let replicas = self.members(key);
         let packed = self.pack(key.as_bytes(), &replicas, Some(&entry));
-        self.set.replace(packed);
+        self.store(packed);
     }
 
     pub fn len(&self) -> usize {
@@ -227,25 +218,39 @@ impl KeyTable {
     /// Inserts or replaces the key's state.
     pub fn put(&mut self, key: &Key, state: &KeyState) {
         let packed = self.pack(key.as_bytes(), &state.replicas, state.entry.as_ref());
-        self.set.replace(packed);
+        self.store(packed);
     }
 
     /// Replaces the key's entry, keeping its replica set; a key the map lacks is left alone.
     pub fn set_entry(&mut self, key: &Key, entry: Option<&Entry>) {
         let Some(replicas) = self.set.get(key.as_bytes()).map(|p| self.members_of(p)) else { return };
         let packed = self.pack(key.as_bytes(), &replicas, entry);
-        self.set.replace(packed);
+        self.store(packed);
     }
 
     /// Replaces the key's replica set, keeping its entry; a key the map lacks is left alone.
     pub fn set_members(&mut self, key: &Key, replicas: &[Replica]) {
         let Some(entry) = self.set.get(key.as_bytes()).map(Packed::entry) else { return };
         let packed = self.pack(key.as_bytes(), replicas, entry.as_ref());
-        self.set.replace(packed);
+        self.store(packed);
     }
 
     pub fn remove(&mut self, key: &Key) {
+        if self.has_value(key) {
+            self.values -= 1;
+        }
         self.set.remove(key.as_bytes());
+    }
+
+    /// Keys whose entry holds a value (what `DBSIZE` counts).
+    pub fn values(&self) -> u64 {
+        self.values
+    }
+
+    fn store(&mut self, packed: Packed) {
+        let adds = u64::from(packed.has_value());
+        let had = self.set.replace(packed).is_some_and(|old| old.has_value());
+        self.values = self.values + adds - u64::from(had);
     }
 
     /// Every key, copied out.
@@ -274,9 +279,26 @@ impl KeyTable {
         })
     }
 
-    /// Every key's replica set and whether it holds a value, without unpacking.
-    pub fn metas(&self) -> impl Iterator<Item = Meta<'_>> + '_ {
-        self.set.iter().map(move |packed| Meta { table: self, packed })
+    /// Counts for `status` in one pass without unpacking: keys holding a value, keys with
+    /// fewer than `target` members on a live slave in their recorded incarnation (`live`
+    /// gives a slave's incarnation if it is live), and keys placed on each slave.
+    pub fn census(&self, live: impl Fn(&NodeId) -> Option<Incarnation>, target: usize) -> Census {
+        let live: Vec<Option<Incarnation>> = self.nodes.iter().map(live).collect();
+        let mut placed = vec![0u64; self.nodes.len()];
+        let (mut values, mut under_replicated) = (0, 0);
+        for packed in self.set.iter() {
+            values += u64::from(packed.has_value());
+            let mut good = 0;
+            for i in 0..packed.members() {
+                let (node, incarnation) = packed.member(i);
+                let node = usize::from(node);
+                placed[node] += 1;
+                good += usize::from(live[node] == Some(incarnation));
+            }
+            under_replicated += u64::from(good < target);
+        }
+        let placed = self.nodes.iter().cloned().zip(placed).filter(|(_, n)| *n > 0).collect();
+        Census { values, under_replicated, placed }
     }
 
     fn node_index(&mut self, node: &NodeId) -> u16 {
@@ -365,5 +387,40 @@ mod tests {
         assert!(!table.contains(&key("missing")));
         table.remove(&key("k"));
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_census_counts_values_short_sets_and_placements_and_every_shard_once() {
+        let mut table = KeyTable::default();
+        let value =
+            |v: &str| Some(Entry { version: Version::new(1, 1), value: Some(Value::new(v.to_string()).unwrap()) });
+        // Live: s1 in incarnation 1 and s2 in 2; s3 is away.
+        let live = |n: &NodeId| match n.0.as_str() {
+            "s1" => Some(Incarnation(1)),
+            "s2" => Some(Incarnation(2)),
+            _ => None,
+        };
+        let full = vec![replica("s1", 1), replica("s2", 2)];
+        table.put(&key("whole"), &KeyState { replicas: full.clone(), entry: value("a") });
+        // s2 restarted since it received this one: not a good replica until refilled.
+        table.put(&key("stale"), &KeyState { replicas: vec![replica("s1", 1), replica("s2", 1)], entry: value("b") });
+        table.put(&key("away"), &KeyState { replicas: vec![replica("s1", 1), replica("s3", 1)], entry: value("c") });
+        let tombstone = Some(Entry { version: Version::new(1, 2), value: None });
+        table.put(&key("deleted"), &KeyState { replicas: full, entry: tombstone });
+        table.put(&key("unplaced"), &KeyState { replicas: Vec::new(), entry: value("d") });
+        let census = table.census(live, 2);
+        assert_eq!(census.values, 4, "the tombstone holds no value");
+        assert_eq!(table.values(), 4, "the running count agrees");
+        assert_eq!(census.under_replicated, 3, "stale, away and unplaced");
+        let placed: Vec<(&str, u64)> = census.placed.iter().map(|(n, c)| (n.0.as_str(), *c)).collect();
+        assert_eq!(placed, [("s1", 4), ("s2", 3), ("s3", 1)]);
+        assert_eq!(table.count_entries(), 5);
+        let mut listed: Vec<Key> = (0..crate::sharded::SHARDS).flat_map(|i| table.shard_keys(i)).collect();
+        listed.sort();
+        assert_eq!(listed, [key("away"), key("deleted"), key("stale"), key("unplaced"), key("whole")]);
+        table.set_entry(&key("whole"), None);
+        table.remove(&key("stale"));
+        table.put(&key("deleted"), &KeyState { replicas: Vec::new(), entry: value("again") });
+        assert_eq!((table.values(), table.census(live, 2).values), (3, 3));
     }
 }
