@@ -15,13 +15,23 @@
 //! or a read repair: any version it then holds was assigned after it came back, so it is at
 //! least as new as every write completed before.
 //!
-//! ## Keys the map does not know
-//! After a master restart (and after a takeover) slaves may hold keys the map lacks. The first
-//! command on such a key asks every live slave (discovery) and queues until the answers are
-//! in. If some slave holds the key, the new replica set prefers the holders of the newest
-//! version, and that version is copied (never re-minted) to a majority of the set before the
-//! queued commands run. Commands on a key are queued while this happens, so two commands can
-//! never place one key on two different sets.
+//! ## Keys known only from the log, and keys not known at all
+//! After a master restart (and after a takeover) the map holds every key of the log, but not
+//! where it lives: replica sets are not logged. The first command on such a key asks every
+//! live slave (discovery) and queues until the answers are in. If some slave holds the key, the
+//! new replica set prefers the holders of the newest version, and that version is copied
+//! (never re-minted) to a majority of the set before the queued commands run. Commands on a
+//! key are queued while this happens, so two commands can never place one key on two
+//! different sets.
+//!
+//! A key the map does not hold at all is looked up the same way before a read answers that
+//! it does not exist. A write to it (a put or a delete, which do not depend on the value
+//! before them) places it on a new replica set and runs at once: its version is above every
+//! version any slave holds, and the map lacks no completed write (every write is logged before
+//! it is acknowledged, every value a read returned is logged before it is answered, and a
+//! takeover adopts what its log lacks, see `Coordinator::stamp`), so a copy elsewhere can only
+//! be a write whose outcome was never known, older than this one and never read again. A
+//! command that needs the value before it (none yet) would be looked up first.
 //!
 //! ## The master's copy, and background repair
 //! The core also keeps the newest entry the master has minted, copied or recovered for every
@@ -504,8 +514,10 @@ impl<T> Coordinator<T> {
             waiting.push((op, token));
             return Vec::new();
         }
-        if self.keys.placed(&key) == Some(true) {
-            return vec![self.plan(key, op, token)];
+        match (self.keys.placed(&key), &op) {
+            (Some(true), _) => return vec![self.plan(key, op, token)],
+            (None, Op::Put(_) | Op::Del) => return self.unknown_written(key, op, token),
+            (Some(false), _) | (None, Op::Get) => {}
         }
         let targets = self.live_targets();
         if targets.is_empty() {
@@ -513,6 +525,27 @@ impl<T> Coordinator<T> {
         }
         self.pending.insert(key.clone(), vec![(op, token)]);
         vec![Effect::Discover { key, targets }]
+    }
+
+    /// A put or delete of a key the map does not hold (see the module's documentation): the key
+    /// is placed on a new replica set and the write runs.
+    fn unknown_written(&mut self, key: Key, op: Op, token: T) -> Vec<Effect<T>> {
+        if !self.place_new(&key) {
+            return vec![Effect::Reply { token, result: Err(WireError::unavailable("no live slaves")) }];
+        }
+        vec![self.plan(key, op, token)]
+    }
+
+    /// Places a key the map does not hold on a new replica set, with no entry yet; false when
+    /// there is no slave to place it on.
+    fn place_new(&mut self, key: &Key) -> bool {
+        let members = self.place(&[]);
+        if members.is_empty() {
+            return false;
+        }
+        self.keys.put(key, &KeyState { replicas: members, entry: None });
+        self.tend(key);
+        true
     }
 
     /// The answers of a discovery. `complete` is false when some target did not answer: then

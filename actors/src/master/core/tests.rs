@@ -34,12 +34,14 @@ fn cluster() -> Core {
     core
 }
 
-/// Places `k` on a, b, c through a discovery that finds nothing.
+/// Places `k` on a new replica set (a, b, c), with no entry yet.
 fn mapped(core: &mut Core, k: &str) {
-    let effects = core.submit(key(k), Op::Get, 0);
-    assert!(matches!(effects.as_slice(), [Effect::Discover { .. }]));
-    let effects = core.discovered(key(k), Vec::new(), true);
-    assert!(matches!(effects.as_slice(), [Effect::Read { token: 0, .. }]));
+    assert!(core.place_new(&key(k)));
+}
+
+/// Makes `k` a key known only from the log, at version (1, 1): its replica set is unknown.
+fn logged(core: &mut Core, k: &str) {
+    core.recover([(key(k), Entry { version: Version::new(1, 1), value: Some(value("logged")) })]);
 }
 
 fn write_plan(effects: Vec<Effect<u32>>) -> WritePlan {
@@ -61,17 +63,24 @@ fn unavailable(effects: &[Effect<u32>]) -> bool {
 }
 
 #[test]
-fn a_new_key_is_discovered_then_placed_on_r_slaves() {
+fn a_new_key_is_placed_on_r_slaves_and_written_without_a_lookup() {
     let mut core = cluster();
-    let effects = core.submit(key("k"), Op::Put(value("v")), 7);
-    let [Effect::Discover { key: k, targets }] = effects.as_slice() else { panic!("{effects:?}") };
-    assert_eq!(k, &key("k"));
-    assert_eq!(targets.len(), 3, "an unmapped key is looked up on every live slave");
-
-    let plan = write_plan(core.discovered(key("k"), Vec::new(), true));
+    let plan = write_plan(core.submit(key("k"), Op::Put(value("v")), 7));
     assert_eq!(plan.targets.len(), 3);
     assert_eq!(plan.needed, 2);
     assert_eq!(plan.entry, Entry { version: Version::new(1, 1), value: Some(value("v")) });
+    assert_eq!(read_plan(core.submit(key("k"), Op::Get, 8)).targets.len(), 3, "the same set serves reads");
+}
+
+#[test]
+fn a_read_of_an_unknown_key_and_any_command_on_a_logged_one_look_on_every_slave_first() {
+    let mut core = cluster();
+    let effects = core.submit(key("k"), Op::Get, 1);
+    let [Effect::Discover { targets, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(targets.len(), 3, "no read answers \"none\" before every live slave was asked");
+    logged(&mut core, "l");
+    let effects = core.submit(key("l"), Op::Put(value("v")), 2);
+    assert!(matches!(effects.as_slice(), [Effect::Discover { .. }]), "a logged key's set is unknown: {effects:?}");
 }
 
 #[test]
@@ -88,8 +97,7 @@ fn versions_grow_with_every_write() {
 fn placement_is_capped_by_live_slaves() {
     let mut core = Core::new(Epoch(1), 3, 1);
     join(&mut core, "only");
-    core.submit(key("k"), Op::Get, 0);
-    let plan = read_plan(core.discovered(key("k"), Vec::new(), true));
+    let plan = write_plan(core.submit(key("k"), Op::Put(value("v")), 0));
     assert_eq!(plan.targets.len(), 1);
     assert_eq!(plan.needed, 1);
 }
@@ -97,10 +105,15 @@ fn placement_is_capped_by_live_slaves() {
 #[test]
 fn commands_queue_while_a_key_is_discovered() {
     let mut core = cluster();
+    logged(&mut core, "k");
     assert_eq!(core.submit(key("k"), Op::Put(value("x")), 1).len(), 1);
     assert!(core.submit(key("k"), Op::Get, 2).is_empty(), "the second command waits");
+    // Nothing found: the log's entry is copied to the new set first, then both run.
     let effects = core.discovered(key("k"), Vec::new(), true);
-    assert_eq!(effects.len(), 2);
+    assert!(matches!(effects.as_slice(), [Effect::Seed { .. }]), "{effects:?}");
+    assert!(core.submit(key("k"), Op::Get, 3).is_empty(), "still waiting");
+    let effects = core.seeded(key("k"), true);
+    assert_eq!(effects.len(), 3);
     let (Effect::Write { plan: w, .. }, Effect::Read { plan: r, .. }) = (&effects[0], &effects[1]) else {
         panic!("{effects:?}")
     };
@@ -111,6 +124,7 @@ fn commands_queue_while_a_key_is_discovered() {
 #[test]
 fn incomplete_discovery_fails_the_waiting_commands() {
     let mut core = cluster();
+    logged(&mut core, "k");
     core.submit(key("k"), Op::Put(value("x")), 1);
     let effects = core.discovered(key("k"), Vec::new(), false);
     assert!(unavailable(&effects));
@@ -123,6 +137,7 @@ fn discovery_prefers_holders_and_copies_their_version_with_a_stamp_of_its_own() 
     for name in ["a", "b", "c", "d", "e"] {
         join(&mut core, name);
     }
+    logged(&mut core, "k");
     core.submit(key("k"), Op::Get, 1);
     let newest = Entry { version: Version::new(1, 40), value: Some(value("new")) };
     let older = Entry { version: Version::new(1, 30), value: Some(value("old")) };
@@ -157,6 +172,7 @@ fn discovery_prefers_holders_and_copies_their_version_with_a_stamp_of_its_own() 
 #[test]
 fn failed_seeding_forgets_the_key() {
     let mut core = cluster();
+    logged(&mut core, "k");
     core.submit(key("k"), Op::Get, 1);
     let found = vec![Found {
         node: node("a"),
@@ -341,7 +357,7 @@ fn a_joining_takes_effect_only_once_the_standby_holds_its_record() {
     let effects = core.standby_acked(Lsn(7));
     assert_eq!(effects.len(), 1);
     assert!(matches!(&effects[0], Effect::RecordMember { node: n, active: true, .. } if n == &node("a")));
-    assert!(matches!(core.submit(key("k"), Op::Put(value("v")), 2).as_slice(), [Effect::Discover { .. }]));
+    assert!(matches!(core.submit(key("k"), Op::Put(value("v")), 2).as_slice(), [Effect::Write { .. }]));
 }
 
 #[test]
@@ -359,8 +375,7 @@ fn replica_sets_never_shrink_with_the_live_slaves() {
     core.slave_left(&node("b"));
     core.slave_left(&node("c"));
     // One live slave of three: a new key still gets three members and needs two of them.
-    core.submit(key("k"), Op::Put(value("v")), 1);
-    let effects = core.discovered(key("k"), Vec::new(), true);
+    let effects = core.submit(key("k"), Op::Put(value("v")), 1);
     assert!(unavailable(&effects), "one live slave cannot make a quorum of a set of three: {effects:?}");
     core.slave_joined(node("b"), Incarnation(1), Version::ZERO);
     let plan = write_plan(core.submit(key("k"), Op::Put(value("v")), 2));
