@@ -683,16 +683,22 @@ fn io_thread(mut file: File, sync: bool, rx: mpsc::Receiver<IoCommand>, actor: A
     }
 }
 
-/// Writes the snapshot, then deletes what it makes redundant: older snapshots and the log files
-/// before the one that starts after it.
 /// Writes the snapshot of `table` with `snap`'s header, streaming its entries, then drops the
 /// log and snapshots it replaces.
 fn write_snapshot(dir: &DataDir, snap: &Snapshot, table: &KeyTable) -> Result<u64, Error> {
     let lsn = snap.lsn;
+    let started = std::time::Instant::now();
     let keys = table.count_entries();
     let path = snapshot::write_entries(dir, snap, keys, table.entries())?;
     let bytes = std::fs::metadata(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?.len();
-    tracing::info!(file = %path.display(), lsn = lsn.0, keys, bytes, "snapshot written");
+    tracing::info!(
+        file = %path.display(),
+        lsn = lsn.0,
+        keys,
+        bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "snapshot written"
+    );
     for (first, old) in dir.segments()? {
         if first <= lsn {
             std::fs::remove_file(&old).map_err(|e| Error::io(format!("cannot remove {}", old.display()), e))?;
