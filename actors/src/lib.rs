@@ -30,6 +30,7 @@
 //!   handshake under a deadline. `backoff.rs`: exponential backoff with jitter.
 //! - `security/`: who may connect: the cluster key's challenge-response, client passwords, TLS,
 //!   and the plain-or-TLS socket the connection actors read and write.
+//! - `stall.rs`: a watch that logs when this process's event loop could not run for a while.
 //! - `error.rs`: the crate's error enum. `mutation.rs`: failpoints that switch a safety
 //!   mechanism off, for the tests that show the nemesis catches its absence.
 //!
@@ -51,6 +52,7 @@ pub mod role;
 pub mod security;
 pub mod sharded;
 pub mod slave;
+pub mod stall;
 pub mod wal;
 
 pub use error::Error;

@@ -11,6 +11,7 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use net::{Entry, Incarnation, Key, NodeId, Value, Version};
@@ -34,10 +35,13 @@ pub struct KeyState {
 }
 
 /// `[key length: u16][flags: u8][members: u8][members × (slave: u16, incarnation: u64)][key][value]`
+///
+/// The bytes are never changed once packed, and are shared: a shard copied because a snapshot
+/// still holds it copies pointers, not keys and values.
 #[derive(Clone)]
 struct Packed {
     version: Version,
-    data: Box<[u8]>,
+    data: Arc<[u8]>,
 }
 
 const HEADER: usize = 4;
@@ -134,6 +138,8 @@ pub struct KeyTable {
     index: HashMap<NodeId, u16>,
     /// Keys whose entry holds a value (not a tombstone), kept as entries change.
     values: u64,
+    /// Where an entry is packed before it is copied into its own allocation of the exact size.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for KeyTable {
@@ -314,7 +320,8 @@ impl KeyTable {
     fn pack(&mut self, key: &[u8], replicas: &[Replica], entry: Option<&Entry>) -> Packed {
         let value = entry.and_then(|e| e.value.as_ref()).map_or(&[][..], Value::as_bytes);
         let members = replicas.len().min(usize::from(u8::MAX));
-        let mut data = Vec::with_capacity(HEADER + MEMBER * members + key.len() + value.len());
+        let mut data = std::mem::take(&mut self.scratch);
+        data.clear();
         // Keys are at most MAX_KEY_LEN (1024) bytes, which fits in a u16.
         data.extend_from_slice(&(key.len() as u16).to_le_bytes());
         let flags = match entry {
@@ -331,7 +338,9 @@ impl KeyTable {
         }
         data.extend_from_slice(key);
         data.extend_from_slice(value);
-        Packed { version: entry.map(|e| e.version).unwrap_or_default(), data: data.into_boxed_slice() }
+        let packed = Packed { version: entry.map(|e| e.version).unwrap_or_default(), data: Arc::from(&data[..]) };
+        self.scratch = data;
+        packed
     }
 }
 

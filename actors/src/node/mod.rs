@@ -82,6 +82,7 @@ pub async fn start_node(listen: &str, mut config: MasterConfig) -> Result<Node, 
         "recovered"
     );
     let config = Arc::new(config);
+    crate::stall::watch_event_loop();
     let (exit_tx, exit) = tokio::sync::mpsc::unbounded_channel();
     let node = NodeActor::new(config.clone(), Arc::new(dir), recovered, Exit(exit_tx)).start();
     actix_rt::spawn(listener::serve(listener, node.clone(), config.clone()));

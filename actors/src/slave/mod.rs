@@ -20,6 +20,7 @@ pub fn start_slave(
         std::fs::create_dir_all(dir)?;
     }
     let store = Store::open(data_dir.map(std::path::Path::to_path_buf))?.start();
+    crate::stall::watch_event_loop();
     let link_store = store.clone();
     let link = Supervisor::start(move |_| MasterLink::new(config, link_store));
     Ok((store, link))

@@ -248,6 +248,9 @@ impl StoreMap {
 /// Bytes of entries in one inventory page (at least one entry per page).
 const INVENTORY_PAGE_BYTES: usize = 256 * 1024;
 
+/// Shards of the map one inventory page lists at most: a sixty-fourth of it.
+const SHARDS_A_PAGE: usize = SHARDS / 64;
+
 /// An inventory cursor is `[session: 24 bits][offset into the packed keys: 40 bits]`, so a
 /// cursor from an inventory that was started again since is recognised and refused.
 const CURSOR_OFFSET_BITS: u32 = 40;
@@ -255,8 +258,9 @@ const CURSOR_OFFSET_BITS: u32 = 40;
 /// The keys an inventory is being paged through. Only the holder of the slave's promise may
 /// read one, and it writes nothing meanwhile (a takeover reads before it serves), so the keys
 /// present when it began are all there are; each page reads their entries as they are then.
-/// The list comes from the latest writes when they cover `since`; otherwise it is built one
-/// shard of the map a page, so no page scans more than a sixty-fourth of it.
+/// The list comes from the latest writes when they cover `since`; otherwise it is built a few
+/// shards of the map a page (until a page's worth of keys waits), so no page scans more than a
+/// sixty-fourth of it.
 struct InventoryKeys {
     session: u64,
     keys: Vec<u8>,
@@ -312,7 +316,9 @@ impl Store {
         let Some(inventory) = self.inventory.as_mut().filter(|inv| inv.session == session) else {
             return Err(WireError::bad_request("that inventory is no longer in progress; start again from cursor 0"));
         };
-        if at >= inventory.keys.len() && inventory.shard < SHARDS {
+        // Lists shards until a page's worth of keys waits, a sixty-fourth of the map at most.
+        let last = (inventory.shard + SHARDS_A_PAGE).min(SHARDS);
+        while inventory.keys.len().saturating_sub(at) < INVENTORY_PAGE_BYTES && inventory.shard < last {
             self.map.pack_shard(inventory.shard, inventory.since, &mut inventory.keys);
             inventory.shard += 1;
         }
