@@ -173,7 +173,30 @@ pub struct ServerArgs {
     #[arg(long)]
     pub client_password_file: Option<PathBuf>,
     #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+/// What a connection may hold that its peer has not read (like Redis's
+/// `client-output-buffer-limit`).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// MiB of unread replies after which a connection stops reading requests until its peer
+    /// reads.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub output_soft_mb: u64,
+    /// MiB of unread output after which a connection is closed (with a log line naming the
+    /// peer). At least the soft limit plus 2.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(3..=65536))]
+    pub output_hard_mb: u64,
+}
+
+impl OutputArgs {
+    pub fn limits(&self) -> anyhow::Result<actors::outbox::OutputLimits> {
+        actors::outbox::OutputLimits::from_mib(self.output_soft_mb as usize, self.output_hard_mb as usize)
+            .map_err(anyhow::Error::msg)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -203,6 +226,8 @@ pub struct SlaveArgs {
     /// The cluster's shared key, which the master checks (`nodes keygen FILE`).
     #[arg(long)]
     pub cluster_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
 }

@@ -75,6 +75,7 @@ fn run_server(
         heartbeat: Heartbeat { interval: ms(args.heartbeat_ms), timeout: ms(args.slave_timeout_ms) },
         handshake_timeout: ms(args.handshake_timeout_ms),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        output: args.output.limits()?,
         seed: rand::random(),
         repair_concurrency: args.repair_concurrency,
         data_dir: data_dir.clone(),
@@ -143,6 +144,7 @@ pub fn run_slave(args: SlaveArgs) -> anyhow::Result<()> {
         backoff_base: Duration::from_millis(50),
         backoff_cap: Duration::from_millis(500),
         credentials,
+        output: args.output.limits()?,
     };
     let data_dir = args.data_dir.unwrap_or_else(|| format!("slave-data-{id}").into());
     actix_rt::System::new().block_on(async move {

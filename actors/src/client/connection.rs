@@ -36,7 +36,7 @@ use net::{
 
 use crate::dial::{dial, DialError, Dialed};
 use crate::error::Error;
-use crate::outbox::{frames, Outbox};
+use crate::outbox::{frames, Outbox, OutputLimits};
 use crate::security::Credentials;
 
 /// How a client finds its master.
@@ -276,13 +276,14 @@ impl ClientActor {
         self.newest_epoch = self.newest_epoch.max(welcome.epoch);
         self.conn_count += 1;
         let id = self.conn_count;
-        let stream = frames(reader).map(move |f| Incoming { conn: id, frame: Some(f) });
+        let outbox = Outbox::spawn(writer, OutputLimits::DEFAULT, format_args!("server {addr}"));
+        let stream = frames(reader, outbox.gate(false)).map(move |f| Incoming { conn: id, frame: Some(f) });
         let end = futures_util::stream::once(async move { Incoming { conn: id, frame: None } });
         let reader = ctx.add_stream(stream.chain(end));
         self.conn = Some(Connection {
             id,
             server: ServerInfo { addr, welcome },
-            outbox: Outbox::spawn(writer),
+            outbox,
             last_heard: Instant::now(),
             idle: true,
             reader,

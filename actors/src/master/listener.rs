@@ -155,21 +155,24 @@ async fn handshake(
         (Admission::Refuse(err), _) => refuse(peer, reader, write, err).await,
         (Admission::Client, PeerRole::Client) => {
             let Some((coordinator, _)) = serving else { return };
-            let outbox = Outbox::spawn(write);
+            let outbox = Outbox::spawn(write, config.output, format_args!("client {peer}"));
+            let requests = frames(reader, outbox.gate(true));
             ClientSession::create(move |ctx| {
-                ctx.add_stream(holding(frames(reader), slot));
+                ctx.add_stream(holding(requests, slot));
                 ClientSession::new(peer, outbox, coordinator, welcome)
             });
         }
         (Admission::Slave, PeerRole::Slave { id, epoch, incarnation, max_version, keys }) => {
             let Some((coordinator, _)) = serving else { return };
             let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-            let outbox = Outbox::spawn(write);
+            let outbox = Outbox::spawn(write, config.output, format_args!("slave {id} {peer}"));
+            // The master sends this connection's requests: it reads the answers whatever it holds.
+            let answers = frames(reader, outbox.gate(false));
             let heartbeat = config.heartbeat;
             let proxy_coordinator = coordinator.clone();
             let node = id.clone();
             let proxy = SlaveProxy::create(move |ctx| {
-                ctx.add_stream(holding(frames(reader), slot));
+                ctx.add_stream(holding(answers, slot));
                 SlaveProxy::new(node, conn, peer, outbox, proxy_coordinator, welcome, heartbeat)
             });
             let joined = SlaveJoined { node: id, epoch, incarnation, max_version, keys, addr: peer, conn, proxy };
@@ -177,9 +180,11 @@ async fn handshake(
         }
         (Admission::Backup { from }, PeerRole::Backup { id, .. }) => {
             let Some((coordinator, wal)) = serving else { return };
-            let outbox = Outbox::spawn(write);
+            let outbox = Outbox::spawn(write, config.output, format_args!("standby {id} {peer}"));
+            // The master ships the log: it reads the standby's acknowledgements whatever it holds.
+            let acks = frames(reader, outbox.gate(false));
             BackupSession::create(move |ctx| {
-                ctx.add_stream(holding(frames(reader), slot));
+                ctx.add_stream(holding(acks, slot));
                 BackupSession::new(id, peer, outbox, coordinator, wal, welcome, from)
             });
         }

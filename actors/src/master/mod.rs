@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use net::NodeId;
 
+use crate::outbox::OutputLimits;
 use crate::security::{Credentials, Gate};
 
 pub use coordinator::CoordinatorActor;
@@ -53,6 +54,9 @@ pub struct MasterConfig {
     pub handshake_timeout: Duration,
     /// Open connections each listener accepts at most (native and Redis alike).
     pub max_connections: usize,
+    /// Output a connection may hold that its peer has not read (every listener's connections,
+    /// and the standby's link to its master).
+    pub output: OutputLimits,
     /// Seed for placement.
     pub seed: u64,
     /// Background refills and placements in flight at once, so repair never crowds out

@@ -103,6 +103,7 @@ pub async fn start_node(listen: &str, mut config: MasterConfig) -> Result<Node, 
                 max_connections: config.max_connections,
                 tls: config.gate.tls.clone(),
                 handshake_timeout: config.handshake_timeout,
+                output: config.output,
             };
             actix_rt::spawn(resp::serve(listener, Arc::new(shared), accepting));
         }

@@ -147,10 +147,13 @@ impl Standby {
         let conn = self.conns;
         self.last_heard = Instant::now();
         self.closed = false;
-        let stream = frames(reader).map(move |f| Incoming { conn, frame: Some(f) });
+        let outbox = Outbox::spawn(writer, self.config.output, format_args!("master {addr}"));
+        // The log's records are requests to this standby: it stops reading them while its
+        // acknowledgements are not read.
+        let stream = frames(reader, outbox.gate(true)).map(move |f| Incoming { conn, frame: Some(f) });
         let end = futures_util::stream::once(async move { Incoming { conn, frame: None } });
         ctx.add_stream(stream.chain(end));
-        self.conn = Some((conn, Outbox::spawn(writer)));
+        self.conn = Some((conn, outbox));
         self.reported = self.acked;
         self.node.do_send(RoleUpdate::Followed {
             master: addr,

@@ -29,7 +29,7 @@ use codec::RespCodec;
 use session::{RespSession, Shared};
 
 use crate::limit::{holding, ConnectionLimit, Slot};
-use crate::outbox::{decoded, drain, Outbox};
+use crate::outbox::{decoded, drain, Outbox, OutputLimits};
 use crate::security::{Stream, TlsAcceptor};
 
 pub use command::Endpoint;
@@ -43,6 +43,8 @@ pub struct Accepting {
     pub tls: Option<TlsAcceptor>,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// Replies a connection may hold unread before it stops reading commands, and closes.
+    pub output: OutputLimits,
 }
 
 /// Accepts Redis-protocol connections forever, at most `max_connections` open at once; each
@@ -60,13 +62,14 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, accepting: Accept
                     if accepting.tls.is_none() {
                         let (read, write) = Stream::Plain(tcp).split();
                         // Redis's own words; the outbox closes the connection once they are out.
-                        Outbox::spawn_raw(write).send(Bytes::from_static(b"-ERR max number of clients reached\r\n"));
+                        Outbox::spawn_raw(write, accepting.output, peer)
+                            .send(Bytes::from_static(b"-ERR max number of clients reached\r\n"));
                         actix_rt::spawn(drain(read));
                     }
                     continue;
                 };
                 match &accepting.tls {
-                    None => start_session(Stream::Plain(tcp), peer, shared.clone(), slot),
+                    None => start_session(Stream::Plain(tcp), peer, shared.clone(), slot, accepting.output),
                     Some(tls) => {
                         actix_rt::spawn(accept_tls(
                             tls.clone(),
@@ -75,6 +78,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, accepting: Accept
                             shared.clone(),
                             slot,
                             accepting.handshake_timeout,
+                            accepting.output,
                         ));
                     }
                 }
@@ -94,18 +98,19 @@ async fn accept_tls(
     shared: Arc<Shared>,
     slot: Slot,
     deadline: Duration,
+    output: OutputLimits,
 ) {
     let deadline = tokio::time::Instant::now() + deadline;
     if let Some(stream) = tls.accept_by(tcp, peer, deadline, "Redis connection: ").await {
-        start_session(stream, peer, shared, slot);
+        start_session(stream, peer, shared, slot, output);
     }
 }
 
-fn start_session(stream: Stream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
+fn start_session(stream: Stream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot, output: OutputLimits) {
     let (read, write) = stream.split();
-    let outbox = Outbox::spawn_raw(write);
+    let outbox = Outbox::spawn_raw(write, output, format_args!("Redis client {peer}"));
+    let requests = holding(decoded(FramedRead::new(read, RespCodec), outbox.gate(true)), slot);
     RespSession::create(move |ctx| {
-        let requests = holding(decoded(FramedRead::new(read, RespCodec)), slot);
         actix::AsyncContext::add_stream(ctx, requests);
         RespSession::new(peer, shared, outbox)
     });

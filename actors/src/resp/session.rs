@@ -100,7 +100,6 @@ pub struct RespSession {
     next_id: u64,
     slots: VecDeque<Slot>,
     in_flight: usize,
-    out: BytesMut,
     closing: bool,
     half_closed: bool,
     /// The connection authenticated, or the endpoint needs no password.
@@ -122,7 +121,6 @@ impl RespSession {
             next_id: 1,
             slots: VecDeque::new(),
             in_flight: 0,
-            out: BytesMut::new(),
             closing: false,
             half_closed: false,
             authed,
@@ -143,21 +141,16 @@ impl RespSession {
         });
     }
 
-    /// Writes every whole reply at the front of the queue, in order.
+    /// Writes every whole reply at the front of the queue, in order, straight into the
+    /// connection's send buffer.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let mut quit = false;
-        while self.slots.front().is_some_and(|s| s.reply.is_some()) {
-            let Some(slot) = self.slots.pop_front() else { break };
-            if let Some(reply) = slot.reply {
-                reply.encode(&mut self.out);
+        if self.slots.front().is_some_and(|s| s.reply.is_some()) {
+            let slots = &mut self.slots;
+            if !self.outbox.write_with(|buf| quit = encode_ready(slots, buf)) {
+                // Closed: the replies have nowhere to go, but the queue moves on all the same.
+                quit = encode_ready(slots, &mut BytesMut::new());
             }
-            if slot.last {
-                quit = true;
-                break;
-            }
-        }
-        if !self.out.is_empty() {
-            self.outbox.send(self.out.split().freeze());
         }
         if quit {
             self.slots.clear();
@@ -641,6 +634,21 @@ fn command_info(info: CommandInfo) -> Reply {
                 .collect(),
         ),
     }
+}
+
+/// Encodes the whole replies at the front of `slots` into `buf`, in order, and takes them off;
+/// true if one of them is the connection's last.
+fn encode_ready(slots: &mut VecDeque<Slot>, buf: &mut BytesMut) -> bool {
+    while slots.front().is_some_and(|s| s.reply.is_some()) {
+        let Some(slot) = slots.pop_front() else { break };
+        if let Some(reply) = slot.reply {
+            reply.encode(buf);
+        }
+        if slot.last {
+            return true;
+        }
+    }
+    false
 }
 
 impl Actor for RespSession {

@@ -17,7 +17,7 @@ use super::session::{SessionEnded, SlaveSession};
 use super::store::{Describe, Store};
 use crate::backoff::Backoff;
 use crate::dial::{dial, DialError, Dialed};
-use crate::outbox::{frames, Outbox};
+use crate::outbox::{frames, Outbox, OutputLimits};
 use crate::security::Credentials;
 
 /// How a slave finds and watches its master.
@@ -35,6 +35,8 @@ pub struct SlaveConfig {
     pub backoff_cap: Duration,
     /// The cluster key and TLS this slave connects with.
     pub credentials: Credentials,
+    /// Answers to the master it may hold unread before it stops reading requests, and closes.
+    pub output: OutputLimits,
 }
 
 pub struct MasterLink {
@@ -99,11 +101,12 @@ impl MasterLink {
         tracing::info!(master = %addr, node = %welcome.node, epoch = %welcome.epoch, "connected to master");
         self.backoff.reset();
         self.connected = true;
-        let outbox = Outbox::spawn(writer);
+        let outbox = Outbox::spawn(writer, self.config.output, format_args!("master {addr}"));
         let (store, link, timeout) = (self.store.clone(), ctx.address(), self.config.master_timeout);
         let master_node = welcome.node.clone();
+        let requests = frames(reader, outbox.gate(true));
         SlaveSession::create(move |session_ctx| {
-            <SlaveSession as actix::StreamHandler<_>>::add_stream(frames(reader), session_ctx);
+            <SlaveSession as actix::StreamHandler<_>>::add_stream(requests, session_ctx);
             SlaveSession::new(addr, master_node, outbox, store, link, timeout)
         });
     }
