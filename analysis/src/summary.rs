@@ -20,6 +20,10 @@ pub struct RunSummary {
     /// Keys held by each slave at the end of the run.
     pub load: Vec<SlaveLoad>,
     pub latency_cdf: LatencyCdf,
+    /// Microseconds of CPU per successful operation, by process and in `total` (absent from
+    /// runs recorded before the harness measured it).
+    #[serde(default)]
+    pub cpu_us_per_op: BTreeMap<String, f64>,
 }
 
 /// The harness's flags for the run.

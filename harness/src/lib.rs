@@ -19,6 +19,7 @@
 //!   HDR histograms of successes and error counts. `history.rs`: the history file.
 //! - `measure.rs`: the measured load and the once-a-second collector. `metrics.rs`: the
 //!   per-second files. `summary.rs`: `summary.json`. `progress.rs`: the progress bar.
+//!   `cpu.rs`: each process's CPU time per operation, from `/proc`.
 //!   `report.rs`: the table printed at the end.
 //! - `run.rs`: one run from start to end. `sweep.rs`: a grid of runs and its `index.json`.
 //! - `nemesis/`: `harness nemesis` (its `mod.rs` has the map): a cluster with a TCP proxy on
@@ -35,6 +36,7 @@
 pub mod args;
 pub mod cluster;
 pub mod config;
+pub mod cpu;
 pub mod driver;
 pub mod error;
 pub mod history;

@@ -8,6 +8,7 @@
 //! signal they are dropped at once.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::Cluster;
 use crate::config::RunConfig;
+use crate::cpu::CpuSample;
 use crate::driver::{self, Connection, Driver};
 use crate::error::HarnessError;
 use crate::history::{History, ProcessIds};
@@ -37,6 +39,8 @@ pub struct Measurement {
     /// The measured seconds' total length.
     pub elapsed: Duration,
     pub interrupted: bool,
+    /// Microseconds of CPU per completed operation, by process (see `cpu.rs`).
+    pub cpu_us_per_op: BTreeMap<String, f64>,
 }
 
 /// Runs the load of `config` against `cluster`, writing the per-second files into `out`.
@@ -86,36 +90,60 @@ pub async fn measure(
     )));
 
     let progress = Progress::new(label, config.warmup_s, config.duration_s);
-    let ticked = tick(config, &tallies, start, &slave_count, &mut files, &progress, interrupt).await;
+    let processes: Vec<(String, u32)> =
+        cluster.info().nodes.into_iter().filter_map(|node| Some((node.name, node.pid?))).collect();
+    let clocks = Clocks { start, processes: &processes };
+    let ticked = tick(config, &tallies, clocks, &slave_count, &mut files, &progress, interrupt).await;
     progress.finish();
     let _ = stop_tx.send(true);
-    let graceful = matches!(ticked, Ok((_, _, false)));
+    let graceful = matches!(ticked, Ok(Ticked { interrupted: false, .. }));
     drain(&mut tasks, graceful.then(|| config.request_timeout() + DRAIN_MARGIN)).await;
     let recorded = driver.history.as_ref().map(History::finish).transpose();
-    let (tally, elapsed, interrupted) = ticked?;
+    let Ticked { tally, elapsed, interrupted, cpu_us_per_op } = ticked?;
     recorded?;
-    Ok(Measurement { tally, elapsed, interrupted })
+    Ok(Measurement { tally, elapsed, interrupted, cpu_us_per_op })
 }
 
-/// The once-a-second collector. Returns the measured total, its length, and whether a
-/// signal cut it short.
+/// When the run started, and the processes whose CPU time it samples.
+#[derive(Clone, Copy)]
+struct Clocks<'a> {
+    start: Instant,
+    processes: &'a [(String, u32)],
+}
+
+/// What the collector adds up.
+struct Ticked {
+    tally: Tally,
+    elapsed: Duration,
+    interrupted: bool,
+    cpu_us_per_op: BTreeMap<String, f64>,
+}
+
+/// The once-a-second collector. Returns the measured total, its length, whether a signal cut
+/// it short, and the CPU each process used per operation over the measured seconds.
 async fn tick(
     config: &RunConfig,
     tallies: &[Rc<RefCell<Tally>>],
-    start: Instant,
+    clocks: Clocks<'_>,
     slaves: &Cell<u32>,
     files: &mut MetricsFiles,
     progress: &Progress,
     interrupt: &Interrupt,
-) -> Result<(Tally, Duration, bool), HarnessError> {
+) -> Result<Ticked, HarnessError> {
+    let Clocks { start, processes } = clocks;
     let mut total = Tally::default();
     let mut elapsed = Duration::ZERO;
     let mut last = start;
+    let mut cpu_start = CpuSample::take(processes);
+    let ticked = |tally: Tally, elapsed, interrupted, cpu_start: &CpuSample| {
+        let cpu_us_per_op = CpuSample::take(processes).per_op_since(cpu_start, tally.successes());
+        Ok(Ticked { tally, elapsed, interrupted, cpu_us_per_op })
+    };
     for k in 1..=config.total_seconds() {
         let due = start + Duration::from_secs(k);
         tokio::select! {
             _ = tokio::time::sleep_until(due.into()) => {}
-            _ = interrupt.wait() => return Ok((total, elapsed, true)),
+            _ = interrupt.wait() => return ticked(total, elapsed, true, &cpu_start),
         }
         let now = Instant::now();
         let length = now - last;
@@ -130,9 +158,11 @@ async fn tick(
             files.append(&second_row(n, config.clients, slaves.get(), &second, length))?;
             total.absorb(&mut second);
             elapsed += length;
+        } else if k == config.warmup_s {
+            cpu_start = CpuSample::take(processes);
         }
     }
-    Ok((total, elapsed, false))
+    ticked(total, elapsed, false, &cpu_start)
 }
 
 /// Waits up to `grace` for the tasks to end, then aborts those still running.

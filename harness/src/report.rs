@@ -40,6 +40,10 @@ pub fn table(summary: &Summary) -> String {
         let held: Vec<String> = summary.load.iter().map(|l| format!("{} {}", l.slave, l.keys_held)).collect();
         let _ = writeln!(out, "keys held: {}", held.join(", "));
     }
+    if !summary.cpu_us_per_op.is_empty() {
+        let cpu: Vec<String> = summary.cpu_us_per_op.iter().map(|(name, us)| format!("{name} {us:.1}")).collect();
+        let _ = writeln!(out, "CPU µs per operation: {}", cpu.join(", "));
+    }
     let _ = writeln!(out, "{}", one_line(summary));
     out
 }

@@ -119,7 +119,8 @@ async fn start_and_measure(
     }
     let measured = measure(cluster, &config, slaves, out, label, interrupt).await?;
     let end = final_status(&probe, measured.interrupted).await;
-    let summary = Summary::new(config, measured.interrupted, &measured.tally, measured.elapsed, end.as_ref());
+    let summary = Summary::new(config, measured.interrupted, &measured.tally, measured.elapsed, end.as_ref())
+        .with_cpu(measured.cpu_us_per_op);
     summary.write(out)?;
     Ok(summary)
 }

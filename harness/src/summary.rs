@@ -6,11 +6,14 @@
 //!   "latency_us": {"read": {"count","mean","p50","p90","p99","p999","max"}, "write": {...}},
 //!   "errors": {"unavailable": n, "outcome_unknown": n, "timeout": n, "no_master": n, "other": n},
 //!   "load": [{"slave": "slave-1", "keys_held": n, "keys_placed": n}, ...],
-//!   "latency_cdf": {"read": [[percentile, latency_us], ...], "write": [...]} }
+//!   "latency_cdf": {"read": [[percentile, latency_us], ...], "write": [...]},
+//!   "cpu_us_per_op": {"master": us, "backup": us, "slave-1": us, ..., "harness": us, "total": us} }
 //! ```
 //!
 //! Totals and latencies cover the measured seconds only; `reads` and `writes` count
-//! successes, so `success = reads + writes` and `requests = success + errors`.
+//! successes, so `success = reads + writes` and `requests = success + errors`. CPU per
+//! operation covers the same seconds, for the processes the harness started (none when it
+//! drives an existing cluster) and itself.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,6 +41,9 @@ pub struct Summary {
     pub errors: BTreeMap<&'static str, u64>,
     pub load: Vec<SlaveLoad>,
     pub latency_cdf: LatencyCdf,
+    /// Microseconds of CPU (user + system) per successful operation over the measured
+    /// seconds, for each process the harness started, itself (`harness`), and their `total`.
+    pub cpu_us_per_op: BTreeMap<String, f64>,
 }
 
 impl Summary {
@@ -80,7 +86,14 @@ impl Summary {
             errors: ErrorKind::ALL.iter().map(|k| (k.name(), tally.errors_of(*k))).collect(),
             load,
             latency_cdf: LatencyCdf { read: cdf(&tally.reads), write: cdf(&tally.writes) },
+            cpu_us_per_op: BTreeMap::new(),
         }
+    }
+
+    /// The same, with the CPU each process spent per operation.
+    pub fn with_cpu(mut self, cpu_us_per_op: BTreeMap<String, f64>) -> Summary {
+        self.cpu_us_per_op = cpu_us_per_op;
+        self
     }
 
     /// Writes `summary.json` into `dir`.
