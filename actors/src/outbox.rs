@@ -245,9 +245,31 @@ impl<Out> Outbox<Out> {
         self.shared.as_ref().is_some_and(|shared| !shared.lock().closed)
     }
 
+    /// The limits this connection's output is held to.
+    pub fn limits(&self) -> OutputLimits {
+        self.shared.as_ref().map_or(OutputLimits::DEFAULT, |shared| shared.limits)
+    }
+
     /// Bytes queued that the peer has not taken yet.
     pub fn unsent(&self) -> usize {
         self.shared.as_ref().map_or(0, |shared| shared.lock().unsent())
+    }
+
+    /// The unsent output is over the soft limit: a sender of bulk output (a snapshot) waits
+    /// for [`Outbox::writable`] before it queues more.
+    pub fn over_soft(&self) -> bool {
+        self.shared.as_ref().is_some_and(|shared| shared.lock().level == Level::OverSoft)
+    }
+
+    /// Resolves once the unsent output is back at or under the soft limit, or the connection
+    /// is closed.
+    pub fn writable(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let level = self.shared.as_ref().map(|shared| shared.level.subscribe());
+        async move {
+            if let Some(mut level) = level {
+                let _ = level.wait_for(|l| *l != Level::OverSoft).await;
+            }
+        }
     }
 
     /// The gate for this connection's reader: [`ReadGate::Pause`] for a connection that serves

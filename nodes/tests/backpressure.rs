@@ -112,3 +112,72 @@ fn a_redis_client_that_never_reads_cannot_grow_the_master() {
     let redis = cluster.master.announced("redis listening on ");
     flood_and_check(&cluster, b"", b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", &redis);
 }
+
+/// Keys written while the standby is away, 4 KiB each: 8 MiB in all, above the hard limit.
+const BACKLOG_KEYS: usize = 2000;
+
+fn write_backlog(cluster: &Cluster, prefix: &'static str) {
+    cluster.with_client(|client| async move {
+        let value = bytes::Bytes::from(vec![b'b'; 4096]);
+        for i in 0..BACKLOG_KEYS {
+            let key = bytes::Bytes::from(format!("{prefix}{i}"));
+            client.put(key, value.clone()).await.expect("a write");
+        }
+    });
+}
+
+/// The standby at `backup` follows the master at `master` and holds everything it logged.
+fn wait_caught_up(master: &str) {
+    support::wait_for(|| {
+        let out = std::process::Command::new(support::NODES)
+            .args(["client", "--master", master, "--backup", support::NOWHERE, "status", "--json"])
+            .output()
+            .ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (status["standby"]["id"] == "backup" && status["standby"]["lag"] == 0).then_some(())
+    });
+}
+
+/// A standby that must catch up on more than the hard output limit, first as a backlog of
+/// records and then (the master restarted, its recent records gone) as a snapshot, is sent it
+/// as fast as it reads rather than cut off for it; then it takes over holding every write.
+#[test]
+fn a_standby_catches_up_on_more_than_the_output_limit() {
+    let limits = ["--output-soft-mb", "1", "--output-hard-mb", "3"];
+    let mut cluster = Cluster::start_pair("backpressure-standby", 3, &limits);
+    let (master, backup) = (cluster.addr.clone(), cluster.backup_addr.clone().expect("a backup"));
+    let dir = cluster.dir.clone();
+
+    cluster.backup.as_mut().expect("a backup").kill();
+    write_backlog(&cluster, "records-");
+    cluster.backup = Some(Cluster::spawn_pair_node(&dir, "backup", &backup, &master, &limits));
+    wait_caught_up(&master);
+
+    cluster.backup.as_mut().expect("a backup").kill();
+    cluster.master.kill();
+    cluster.master = Cluster::spawn_pair_node(&dir, "master", &master, &backup, &limits);
+    write_backlog(&cluster, "snapshot-");
+    cluster.backup = Some(Cluster::spawn_pair_node(&dir, "backup", &backup, &master, &limits));
+    wait_caught_up(&master);
+    assert!(cluster.master.log_text().contains("sending a snapshot"), "the standby was not sent a snapshot");
+
+    cluster.master.kill();
+    let failover = actors::client::ClientConfig { servers: vec![backup.clone()], ..cluster.client_config() };
+    actix_rt::System::new().block_on(async move {
+        let client = actors::client::Client::start(failover);
+        for prefix in ["records-", "snapshot-"] {
+            for i in (0..BACKLOG_KEYS).step_by(97) {
+                let key = bytes::Bytes::from(format!("{prefix}{i}"));
+                let start = std::time::Instant::now();
+                let value = loop {
+                    match client.get(key.clone()).await {
+                        Ok(value) => break value,
+                        Err(err) => assert!(start.elapsed() < support::DEADLINE, "no master answers: {err}"),
+                    }
+                    actix_rt::time::sleep(Duration::from_millis(50)).await;
+                };
+                assert_eq!(value.map(|v| v.len()), Some(4096), "{prefix}{i}");
+            }
+        }
+    });
+}

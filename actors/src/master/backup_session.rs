@@ -2,8 +2,9 @@
 //!
 //! The session subscribes to the WAL writer from the LSN the standby asked for. If the writer
 //! still has those records they follow at once; otherwise the standby first receives a copy of
-//! the coordinator's state (a snapshot taken at the writer's durable LSN, in chunks), and
-//! records after that LSN follow. Only durable records are shipped, so a standby's log is always
+//! the coordinator's state (a snapshot taken at the writer's durable LSN, in chunks, a few shards
+//! of the map at a time as the standby reads them, so neither the master's event loop nor its
+//! memory holds the whole map at once), and records after that LSN follow. Only durable records are shipped, so a standby's log is always
 //! a prefix of the master's. The standby acknowledges what it has made durable (shown in
 //! `status` as its lag) and pings; the master answers with its durable LSN and its live slaves
 //! (the standby only logs its lag: a takeover counts the membership its log recorded, never
@@ -19,8 +20,10 @@ use actix::prelude::{
 use net::{Entry, FromServer, Key, LogRecord, Lsn, NetError, NodeId, Ship, ToServer, Welcome, WireError};
 
 use super::coordinator::{CoordinatorActor, SlaveList, StandbyState, State, StateCopy, WatchSlaves};
-use super::wal_writer::{Shipped, Subscribe, Subscribed, WalWriter};
+use super::keytable::KeyTable;
+use super::wal_writer::{Shipped, Subscribe, Subscribed, WalWriter, RECENT_RECORDS};
 use crate::outbox::{Outbox, LINGER};
+use crate::sharded::SHARDS;
 
 /// Entries per snapshot chunk.
 const CHUNK_ENTRIES: usize = 512;
@@ -38,8 +41,14 @@ pub struct BackupSession {
     wal: Addr<WalWriter>,
     welcome: Option<Welcome>,
     from: Lsn,
-    /// Records that arrived while a snapshot is being sent; they follow it.
-    held: Option<VecDeque<LogRecord>>,
+    /// Durable records not yet handed to the outbox (while a snapshot is sent, or while the
+    /// standby has a soft limit's worth to read). They share their keys and values with the
+    /// log writer's recent records, and there are never more of them.
+    queued: VecDeque<LogRecord>,
+    /// The snapshot being sent, paced by what the standby reads.
+    sending: Option<Sending>,
+    /// A wait for the standby to read is under way.
+    waiting: bool,
     closing: bool,
     /// The newest durable LSN shipped, and the live slaves, for pongs.
     durable: Lsn,
@@ -66,7 +75,9 @@ impl BackupSession {
             from,
             durable: welcome.last_lsn,
             welcome: Some(welcome),
-            held: None,
+            queued: VecDeque::new(),
+            sending: None,
+            waiting: false,
             closing: false,
             slaves: Vec::new(),
         }
@@ -88,7 +99,6 @@ impl BackupSession {
     }
 
     fn send_snapshot(&mut self, durable: Lsn, ctx: &mut Context<Self>) {
-        self.held = Some(VecDeque::new());
         let copy = self.coordinator.send(StateCopy);
         ctx.wait(copy.into_actor(self).map(move |state, act, ctx| {
             let Ok(State { epoch, master, members, entries, stamp }) = state else {
@@ -97,19 +107,95 @@ impl BackupSession {
             tracing::info!(standby = %act.standby, lsn = durable.0, keys = entries.len(), "sending a snapshot");
             let begin = Ship::SnapshotBegin { lsn: durable, epoch, master: Some(master), members, stamp };
             act.outbox.send(FromServer::Ship(begin));
-            let mut all = entries.entries().peekable();
-            while all.peek().is_some() {
-                let chunk: Vec<(Key, Entry)> = all.by_ref().take(CHUNK_ENTRIES).collect();
-                act.outbox.send(FromServer::Ship(Ship::SnapshotChunk { entries: chunk }));
-            }
-            act.outbox.send(FromServer::Ship(Ship::SnapshotEnd));
-            let held: Vec<LogRecord> =
-                act.held.take().unwrap_or_default().into_iter().filter(|r| r.lsn() > durable).collect();
-            if !held.is_empty() {
-                act.outbox.send(FromServer::Ship(Ship::Records { records: held }));
-            }
+            act.sending = Some(Sending { table: entries, shard: 0, durable });
+            act.send_more(ctx);
         }));
     }
+
+    /// Hands the outbox what is due, until the standby has a soft limit's worth to read: the
+    /// snapshot's next shards while one is being sent, then queued records, in frames of at
+    /// most [`FRAME_BYTES`]. With more to send it waits for the standby to read (answering pings
+    /// meanwhile) and goes on.
+    fn send_more(&mut self, ctx: &mut Context<Self>) {
+        if self.waiting {
+            return;
+        }
+        self.send_snapshot_part();
+        if self.sending.is_none() {
+            while !self.queued.is_empty() && !self.outbox.over_soft() {
+                let mut records = Vec::new();
+                let mut bytes = 0;
+                while let Some(record) = self.queued.front() {
+                    let size = record_bytes(record);
+                    if !records.is_empty() && bytes + size > FRAME_BYTES {
+                        break;
+                    }
+                    bytes += size;
+                    records.extend(self.queued.pop_front());
+                }
+                self.outbox.send(FromServer::Ship(Ship::Records { records }));
+            }
+        }
+        if (self.sending.is_some() || !self.queued.is_empty()) && self.outbox.is_open() {
+            self.waiting = true;
+            ctx.spawn(self.outbox.writable().into_actor(self).map(|(), act, ctx| {
+                act.waiting = false;
+                act.send_more(ctx);
+            }));
+        }
+    }
+
+    /// The snapshot's next shards, while the standby has less than a soft limit's worth to
+    /// read; after the last, the end of the snapshot, and records up to it are dropped from the
+    /// queue.
+    fn send_snapshot_part(&mut self) {
+        let Some(sending) = &mut self.sending else { return };
+        while sending.shard < SHARDS && !self.outbox.over_soft() {
+            let mut chunk: Vec<(Key, Entry)> = Vec::with_capacity(CHUNK_ENTRIES);
+            for entry in sending.table.shard_entries(sending.shard) {
+                chunk.push(entry);
+                if chunk.len() == CHUNK_ENTRIES {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ENTRIES));
+                    self.outbox.send(FromServer::Ship(Ship::SnapshotChunk { entries: full }));
+                }
+            }
+            if !chunk.is_empty() {
+                self.outbox.send(FromServer::Ship(Ship::SnapshotChunk { entries: chunk }));
+            }
+            sending.shard += 1;
+        }
+        if sending.shard < SHARDS {
+            return;
+        }
+        let durable = sending.durable;
+        self.sending = None;
+        self.outbox.send(FromServer::Ship(Ship::SnapshotEnd));
+        while self.queued.front().is_some_and(|r| r.lsn() <= durable) {
+            self.queued.pop_front();
+        }
+    }
+}
+
+/// Bytes of records one `Records` frame carries at most (a single larger record goes alone;
+/// every record fits a frame).
+const FRAME_BYTES: usize = 256 * 1024;
+
+/// About what `record` takes on the wire.
+fn record_bytes(record: &LogRecord) -> usize {
+    const OVERHEAD: usize = 64;
+    match record {
+        LogRecord::Write { key, value, .. } => {
+            OVERHEAD + key.as_bytes().len() + value.as_ref().map_or(0, |v| v.as_bytes().len())
+        }
+        LogRecord::Epoch { .. } | LogRecord::Member { .. } => OVERHEAD,
+    }
+}
+
+/// A snapshot on its way to the standby: the state copied for it and the next shard to send.
+struct Sending {
+    table: KeyTable,
+    shard: usize,
+    durable: Lsn,
 }
 
 impl Actor for BackupSession {
@@ -158,16 +244,24 @@ impl Handler<SlaveList> for BackupSession {
 impl Handler<Shipped> for BackupSession {
     type Result = ();
 
-    fn handle(&mut self, msg: Shipped, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Shipped, ctx: &mut Context<Self>) {
         if let Some(last) = msg.0.last() {
             self.durable = last.lsn();
         }
-        match &mut self.held {
-            Some(held) => held.extend(msg.0),
-            None => {
-                self.outbox.send(FromServer::Ship(Ship::Records { records: msg.0 }));
-            }
+        self.queued.extend(msg.0);
+        if self.queued.len() > RECENT_RECORDS {
+            // The standby fell further behind than the log writer keeps records for: it
+            // resumes from what it has, from a snapshot if need be.
+            tracing::warn!(
+                standby = %self.standby,
+                queued = self.queued.len(),
+                "closing the standby's connection: it does not keep up with the log"
+            );
+            self.outbox.close();
+            self.closing = true;
+            return ctx.stop();
         }
+        self.send_more(ctx);
     }
 }
 

@@ -58,6 +58,11 @@ impl Packed {
         self.data[2]
     }
 
+    fn key_entry(&self) -> Option<(Key, Entry)> {
+        let entry = self.entry()?;
+        Some((self.owned_key(), entry))
+    }
+
     fn members(&self) -> usize {
         usize::from(self.data[3])
     }
@@ -279,10 +284,13 @@ impl KeyTable {
 
     /// Every key's entry, for a snapshot.
     pub fn entries(&self) -> impl Iterator<Item = (Key, Entry)> + '_ {
-        self.set.iter().filter_map(|p| {
-            let entry = p.entry()?;
-            Some((p.owned_key(), entry))
-        })
+        self.set.iter().filter_map(Packed::key_entry)
+    }
+
+    /// The entries of one shard of the table (`shard < SHARDS`), for a snapshot sent a few
+    /// shards at a time.
+    pub fn shard_entries(&self, shard: usize) -> impl Iterator<Item = (Key, Entry)> + '_ {
+        self.set.shard(shard).filter_map(Packed::key_entry)
     }
 
     /// Counts for `status` in one pass without unpacking: keys holding a value, keys with

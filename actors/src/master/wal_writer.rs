@@ -42,7 +42,7 @@ pub struct WalConfig {
 }
 
 /// Records standbys can resume from without a snapshot.
-const RECENT_RECORDS: usize = 100_000;
+pub const RECENT_RECORDS: usize = 100_000;
 
 /// Durable records for a standby's session, in LSN order.
 #[derive(Message)]
