@@ -28,7 +28,7 @@ use net::{
 use super::backup_session::Retired;
 use super::core::{Coordinator, Effect, Found, MapStatus, Op, Target, WritePlan};
 use super::inventory::InventoryReader;
-use super::keytable::KeyTable;
+use super::keytable::{CensusPass, KeyTable};
 use super::read_aggregator::{Purpose, ReadAggregator};
 use super::slave_proxy::{Retire, SlaveProxy};
 use super::wal_writer::{
@@ -293,6 +293,28 @@ struct Census {
     status: MapStatus,
 }
 
+/// A map this small is counted at once when `status` needs a count; a larger one a few shards
+/// at a time between other messages, so `status` never stalls the coordinator (a single pass
+/// over ten million keys took 1.5 s, and the slaves' heartbeats went unanswered meanwhile).
+const CENSUS_AT_ONCE: usize = 65_536;
+
+/// Shards of the key map one step of a census counts: a sixty-fourth of it.
+const CENSUS_SHARDS_A_STEP: usize = crate::sharded::SHARDS / 64;
+
+/// A count of the key map under way, and the `status` requests waiting for it.
+struct Counting {
+    pass: CensusPass,
+    live: Vec<(NodeId, Incarnation)>,
+    /// Time spent counting (not waiting between steps).
+    spent: std::time::Duration,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Count the next shards of the census under way.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CountMore;
+
 /// Keys adopted before the coordinator yields to the other actors on its thread.
 const ADOPT_CHUNK: usize = 4096;
 
@@ -332,6 +354,7 @@ pub struct CoordinatorActor {
     watchers: Vec<WatchSlaves>,
     aggregator_restarts: u64,
     census: Option<Census>,
+    counting: Option<Counting>,
 }
 
 impl CoordinatorActor {
@@ -366,6 +389,7 @@ impl CoordinatorActor {
             watchers: Vec::new(),
             aggregator_restarts: 0,
             census: None,
+            counting: None,
         }
     }
 
@@ -479,8 +503,16 @@ impl CoordinatorActor {
             ClientOp::Put { key, value } => (key, Op::Put(value)),
             ClientOp::Del { key } => (key, Op::Del),
             ClientOp::Status => {
+                let counted = self.census_for_status(ctx);
                 let wal = self.wal.send(Stats);
-                ctx.spawn(wal.into_actor(self).map(move |stats, act, _| {
+                let ready = async move {
+                    let stats = wal.await;
+                    if let Some(counted) = counted {
+                        let _ = counted.await;
+                    }
+                    stats
+                };
+                ctx.spawn(ready.into_actor(self).map(move |stats, act, _| {
                     let durable = stats.map(|s| s.durable).unwrap_or_default();
                     caller.answer(Ok(ClientReply::Status(act.status(durable))));
                 }));
@@ -594,23 +626,50 @@ impl CoordinatorActor {
             .collect()
     }
 
-    /// The key map's counts for `status`: replica counts take one pass over every key, so a
-    /// pass is reused while the live slaves are the same, for a second or ten times what the
-    /// pass took (a poller at millions of keys would otherwise keep the coordinator busy
-    /// counting); the counts of keys and values (`DBSIZE`) are always current.
-    fn map_status(&mut self) -> MapStatus {
+    /// Makes sure `status` has a count of the key map to report. A count is reused while the
+    /// live slaves are the same, for a second or ten times what counting took; a small map is
+    /// counted at once; a large one is counted a few shards a step between other messages, and
+    /// the returned receiver fires when the count is done. When the live slaves changed,
+    /// `status` waits for the new count; when the count only aged, `status` answers with it
+    /// while a new one is made.
+    fn census_for_status(&mut self, ctx: &mut Context<Self>) -> Option<oneshot::Receiver<()>> {
         let live: Vec<(NodeId, Incarnation)> = self.core.live_slaves().map(|(n, i)| (n.clone(), *i)).collect();
-        if let Some(cached) = &self.census {
-            if cached.live == live && cached.at.elapsed() < CENSUS_REUSE.max(cached.took * 10) {
-                let table = self.core.table();
-                return MapStatus { keys: table.len() as u64, values: table.values(), ..cached.status.clone() };
+        let same_live = self.census.as_ref().is_some_and(|c| c.live == live);
+        let fresh = self.census.as_ref().is_some_and(|c| c.at.elapsed() < CENSUS_REUSE.max(c.took * 10));
+        if same_live && fresh {
+            return None;
+        }
+        if self.core.table().len() <= CENSUS_AT_ONCE {
+            let start = std::time::Instant::now();
+            let status = self.core.map_status();
+            self.census = Some(Census { at: std::time::Instant::now(), took: start.elapsed(), live, status });
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        match &mut self.counting {
+            Some(counting) => counting.waiters.push(tx),
+            None => {
+                let pass = CensusPass::default();
+                self.counting = Some(Counting { pass, live, spent: std::time::Duration::ZERO, waiters: vec![tx] });
+                ctx.notify(CountMore);
             }
         }
-        let start = std::time::Instant::now();
-        let status = self.core.map_status();
-        self.census =
-            Some(Census { at: std::time::Instant::now(), took: start.elapsed(), live, status: status.clone() });
-        status
+        // A count that only aged is still the truth of a moment ago: answer with it.
+        if same_live {
+            None
+        } else {
+            Some(rx)
+        }
+    }
+
+    /// The key map's counts for `status`, from the last census (see `census_for_status`);
+    /// the counts of keys and values (`DBSIZE`) are always current.
+    fn map_status(&mut self) -> MapStatus {
+        let table = self.core.table();
+        match &self.census {
+            Some(census) => MapStatus { keys: table.len() as u64, values: table.values(), ..census.status.clone() },
+            None => self.core.map_status(),
+        }
     }
 
     fn status(&mut self, durable: Lsn) -> StatusReport {
@@ -900,6 +959,27 @@ impl Handler<SettleRead> for CoordinatorActor {
     fn handle(&mut self, msg: SettleRead, ctx: &mut Context<Self>) {
         let effects = self.core.settle_read(&msg.key, msg.version, msg.caller, msg.reply);
         self.run(effects, ctx);
+    }
+}
+
+impl Handler<CountMore> for CoordinatorActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: CountMore, ctx: &mut Context<Self>) {
+        let Some(counting) = &mut self.counting else { return };
+        let start = std::time::Instant::now();
+        let done = self.core.count_map(&mut counting.pass, CENSUS_SHARDS_A_STEP);
+        counting.spent += start.elapsed();
+        if !done {
+            ctx.notify(CountMore);
+            return;
+        }
+        let Some(Counting { pass, live, spent, waiters }) = self.counting.take() else { return };
+        let status = self.core.map_status_of(pass);
+        self.census = Some(Census { at: std::time::Instant::now(), took: spent, live, status });
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
     }
 }
 

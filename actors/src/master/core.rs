@@ -52,7 +52,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::keytable::{KeyState, KeyTable};
+use super::keytable::{CensusPass, KeyState, KeyTable};
 use super::placement;
 use crate::role::membership::Membership;
 use crate::sharded::SHARDS;
@@ -664,10 +664,23 @@ impl<T> Coordinator<T> {
     }
 
     pub fn map_status(&self) -> MapStatus {
-        let census = self.keys.census(|node| self.live.get(node).copied(), self.set_size());
+        let mut pass = CensusPass::default();
+        while !self.count_map(&mut pass, SHARDS) {}
+        self.map_status_of(pass)
+    }
+
+    /// Counts up to `shards` more shards of the key map into `pass`, against the slaves live
+    /// now; true once the whole map is counted.
+    pub fn count_map(&self, pass: &mut CensusPass, shards: usize) -> bool {
+        self.keys.count_shards(pass, shards, |node| self.live.get(node).copied(), self.set_size())
+    }
+
+    /// The status a finished `pass` counted.
+    pub fn map_status_of(&self, pass: CensusPass) -> MapStatus {
+        let census = self.keys.census_of(pass);
         MapStatus {
             keys: self.keys.len() as u64,
-            values: self.keys.values(),
+            values: census.values,
             under_replicated: census.under_replicated,
             placed: census.placed,
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use net::{Entry, Incarnation, Key, NodeId, Value, Version};
 
-use crate::sharded::Sharded;
+use crate::sharded::{Sharded, SHARDS};
 
 /// A replica-set member: a slave, and the incarnation in which it received the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +125,15 @@ impl Borrow<[u8]> for Packed {
     fn borrow(&self) -> &[u8] {
         self.key()
     }
+}
+
+/// A census of the map under way (see [`KeyTable::count_shards`]).
+#[derive(Debug, Clone, Default)]
+pub struct CensusPass {
+    next_shard: usize,
+    under_replicated: u64,
+    /// Keys placed on each slave, by its index in the table.
+    placed: Vec<u64>,
 }
 
 /// What [`KeyTable::census`] counts.
@@ -297,22 +306,43 @@ impl KeyTable {
     /// fewer than `target` members on a live slave in their recorded incarnation (`live`
     /// gives a slave's incarnation if it is live), and keys placed on each slave.
     pub fn census(&self, live: impl Fn(&NodeId) -> Option<Incarnation>, target: usize) -> Census {
+        let mut pass = CensusPass::default();
+        while !self.count_shards(&mut pass, SHARDS, &live, target) {}
+        self.census_of(pass)
+    }
+
+    /// Counts up to `shards` more shards of the map into `pass` (a census a few shards at a
+    /// time, between other work); true once every shard is counted.
+    pub fn count_shards(
+        &self,
+        pass: &mut CensusPass,
+        shards: usize,
+        live: impl Fn(&NodeId) -> Option<Incarnation>,
+        target: usize,
+    ) -> bool {
         let live: Vec<Option<Incarnation>> = self.nodes.iter().map(live).collect();
-        let mut placed = vec![0u64; self.nodes.len()];
-        let (mut values, mut under_replicated) = (0, 0);
-        for packed in self.set.iter() {
-            values += u64::from(packed.has_value());
-            let mut good = 0;
-            for i in 0..packed.members() {
-                let (node, incarnation) = packed.member(i);
-                let node = usize::from(node);
-                placed[node] += 1;
-                good += usize::from(live[node] == Some(incarnation));
+        pass.placed.resize(self.nodes.len().max(pass.placed.len()), 0);
+        let last = (pass.next_shard + shards).min(SHARDS);
+        for shard in pass.next_shard..last {
+            for packed in self.set.shard(shard) {
+                let mut good = 0;
+                for i in 0..packed.members() {
+                    let (node, incarnation) = packed.member(i);
+                    let node = usize::from(node);
+                    pass.placed[node] += 1;
+                    good += usize::from(live.get(node).copied().flatten() == Some(incarnation));
+                }
+                pass.under_replicated += u64::from(good < target);
             }
-            under_replicated += u64::from(good < target);
         }
-        let placed = self.nodes.iter().cloned().zip(placed).filter(|(_, n)| *n > 0).collect();
-        Census { values, under_replicated, placed }
+        pass.next_shard = last;
+        last == SHARDS
+    }
+
+    /// What a finished `pass` counted; the count of values is the table's, always current.
+    pub fn census_of(&self, pass: CensusPass) -> Census {
+        let placed = self.nodes.iter().cloned().zip(pass.placed).filter(|(_, n)| *n > 0).collect();
+        Census { values: self.values, under_replicated: pass.under_replicated, placed }
     }
 
     fn node_index(&mut self, node: &NodeId) -> u16 {
@@ -404,6 +434,29 @@ mod tests {
         assert!(!table.contains(&key("missing")));
         table.remove(&key("k"));
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_census_counted_a_few_shards_a_step_equals_one_pass() {
+        let mut table = KeyTable::default();
+        let live = |n: &NodeId| (n.0 != "s3").then_some(Incarnation(1));
+        for i in 0..5000 {
+            let replicas = match i % 3 {
+                0 => vec![replica("s1", 1), replica("s2", 1)],
+                1 => vec![replica("s1", 1), replica("s3", 1)],
+                _ => Vec::new(),
+            };
+            let entry = Entry { version: Version::new(1, i), value: Some(Value::new("v").unwrap()) };
+            table.put(&key(&format!("k{i}")), &KeyState { replicas, entry: Some(entry) });
+        }
+        let mut pass = CensusPass::default();
+        let mut steps = 0;
+        while !table.count_shards(&mut pass, 16, live, 2) {
+            steps += 1;
+        }
+        assert_eq!(steps + 1, SHARDS / 16, "every step counts 16 shards");
+        assert_eq!(table.census_of(pass), table.census(live, 2));
+        assert_eq!(table.census(live, 2).under_replicated, 3333, "sets with s3 or no members");
     }
 
     #[test]
