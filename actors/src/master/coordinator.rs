@@ -310,11 +310,6 @@ struct Counting {
     waiters: Vec<oneshot::Sender<()>>,
 }
 
-/// Count the next shards of the census under way.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct CountMore;
-
 /// Keys adopted before the coordinator yields to the other actors on its thread.
 const ADOPT_CHUNK: usize = 4096;
 
@@ -651,7 +646,7 @@ impl CoordinatorActor {
             None => {
                 let pass = CensusPass::default();
                 self.counting = Some(Counting { pass, live, spent: std::time::Duration::ZERO, waiters: vec![tx] });
-                ctx.notify(CountMore);
+                self.count_later(ctx);
             }
         }
         // A count that only aged is still the truth of a moment ago: answer with it.
@@ -659,6 +654,29 @@ impl CoordinatorActor {
             None
         } else {
             Some(rx)
+        }
+    }
+
+    /// Counts the next step of the census under way once the thread's other work had a turn
+    /// (a message to itself would be handled in the same poll of this actor, and the whole
+    /// count would run as one step).
+    fn count_later(&mut self, ctx: &mut Context<Self>) {
+        ctx.spawn(tokio::task::yield_now().into_actor(self).map(|(), act, ctx| act.count_more(ctx)));
+    }
+
+    fn count_more(&mut self, ctx: &mut Context<Self>) {
+        let Some(counting) = &mut self.counting else { return };
+        let start = std::time::Instant::now();
+        let done = self.core.count_map(&mut counting.pass, CENSUS_SHARDS_A_STEP);
+        counting.spent += start.elapsed();
+        if !done {
+            return self.count_later(ctx);
+        }
+        let Some(Counting { pass, live, spent, waiters }) = self.counting.take() else { return };
+        let status = self.core.map_status_of(pass);
+        self.census = Some(Census { at: std::time::Instant::now(), took: spent, live, status });
+        for waiter in waiters {
+            let _ = waiter.send(());
         }
     }
 
@@ -959,27 +977,6 @@ impl Handler<SettleRead> for CoordinatorActor {
     fn handle(&mut self, msg: SettleRead, ctx: &mut Context<Self>) {
         let effects = self.core.settle_read(&msg.key, msg.version, msg.caller, msg.reply);
         self.run(effects, ctx);
-    }
-}
-
-impl Handler<CountMore> for CoordinatorActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: CountMore, ctx: &mut Context<Self>) {
-        let Some(counting) = &mut self.counting else { return };
-        let start = std::time::Instant::now();
-        let done = self.core.count_map(&mut counting.pass, CENSUS_SHARDS_A_STEP);
-        counting.spent += start.elapsed();
-        if !done {
-            ctx.notify(CountMore);
-            return;
-        }
-        let Some(Counting { pass, live, spent, waiters }) = self.counting.take() else { return };
-        let status = self.core.map_status_of(pass);
-        self.census = Some(Census { at: std::time::Instant::now(), took: spent, live, status });
-        for waiter in waiters {
-            let _ = waiter.send(());
-        }
     }
 }
 
