@@ -245,16 +245,6 @@ impl<Out> Outbox<Out> {
         self.shared.as_ref().is_some_and(|shared| !shared.lock().closed)
     }
 
-    /// The limits this connection's output is held to.
-    pub fn limits(&self) -> OutputLimits {
-        self.shared.as_ref().map_or(OutputLimits::DEFAULT, |shared| shared.limits)
-    }
-
-    /// Bytes queued that the peer has not taken yet.
-    pub fn unsent(&self) -> usize {
-        self.shared.as_ref().map_or(0, |shared| shared.lock().unsent())
-    }
-
     /// The unsent output is over the soft limit: a sender of bulk output (a snapshot) waits
     /// for [`Outbox::writable`] before it queues more.
     pub fn over_soft(&self) -> bool {
