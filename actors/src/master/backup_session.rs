@@ -4,8 +4,8 @@
 //! still has those records they follow at once; otherwise the standby first receives a copy of
 //! the coordinator's state (a snapshot taken at the writer's durable LSN, in chunks, a few shards
 //! of the map at a time as the standby reads them, so neither the master's event loop nor its
-//! memory holds the whole map at once), and records after that LSN follow. Only durable records are shipped, so a standby's log is always
-//! a prefix of the master's. The standby acknowledges what it has made durable (shown in
+//! memory holds the whole map at once), and records after that LSN follow. Only durable records
+//! are shipped, so a standby's log is always a prefix of the master's. The standby acknowledges what it has made durable (shown in
 //! `status` as its lag) and pings; the master answers with its durable LSN and its live slaves
 //! (the standby only logs its lag: a takeover counts the membership its log recorded, never
 //! the slaves it last heard of).

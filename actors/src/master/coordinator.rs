@@ -295,7 +295,7 @@ struct Census {
 
 /// A map this small is counted at once when `status` needs a count; a larger one a few shards
 /// at a time between other messages, so `status` never stalls the coordinator (a single pass
-/// over ten million keys took 1.5 s, and the slaves' heartbeats went unanswered meanwhile).
+/// over ten million keys took up to 1.6 s, and the slaves' heartbeats went unanswered meanwhile).
 const CENSUS_AT_ONCE: usize = 65_536;
 
 /// Shards of the key map one step of a census counts: a sixty-fourth of it.
